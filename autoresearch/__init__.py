@@ -1,0 +1,1 @@
+"""autoresearch: let an AI agent do experimental research on a codebase."""

@@ -1,0 +1,262 @@
+"""The research configuration: what to edit, how to run, what to measure.
+
+:class:`ResearchConfig` holds everything that can be checked without touching the disk (types,
+ranges, regex shape, path syntax). Checks that need the repository (does the path exist, does a
+symlink leave the repo, is the tree clean) run when a worker prepares, in :mod:`autoresearch.edits`
+and :mod:`autoresearch.gitrepo`, so that nothing blocks the event loop here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_snake
+
+from autoresearch._model import CamelModel
+from autoresearch.errors import ConfigError
+
+__all__ = [
+    "RESERVED_DIRS",
+    "Direction",
+    "MemorySpec",
+    "MetricSpec",
+    "ResearchConfig",
+    "default_tag",
+    "load_config",
+]
+
+Direction = Literal["lower", "higher"]
+"""Which way the metric improves."""
+
+RESERVED_DIRS = (".git", ".autoresearch")
+"""Top-level directories that are never mutable, whatever the configuration says."""
+
+_TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def default_tag(today: date | None = None) -> str:
+    """The tag used when none is given: the month and day, like ``nov25``."""
+    today = today or date.today()
+    return f"{today.strftime('%b').lower()}{today.day}"
+
+
+def _check_pattern(pattern: str) -> str:
+    try:
+        compiled = re.compile(pattern, re.MULTILINE)
+    except re.error as exc:
+        raise ValueError(f"the regex does not compile ({exc}); check its escaping") from exc
+    if compiled.groups != 1:
+        raise ValueError(
+            f"the regex must have exactly one capture group around the number, "
+            f"it has {compiled.groups} (use (?:...) for other groups)"
+        )
+    return pattern
+
+
+class MetricSpec(CamelModel):
+    """The metric: its name, the regex that reads it from the output, and its direction.
+
+    The pattern is applied with ``re.MULTILINE`` to the run's whole output; the last match wins
+    and its single capture group must parse as a finite float.
+    """
+
+    name: str = Field(min_length=1, max_length=64)
+    pattern: str
+    direction: Direction = "lower"
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_has_one_group(cls, value: str) -> str:
+        return _check_pattern(value)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_one_word(cls, value: str) -> str:
+        if any(ch.isspace() for ch in value):
+            raise ValueError("the metric name cannot contain whitespace (it is a TSV column)")
+        return value
+
+
+class MemorySpec(CamelModel):
+    """How to read peak memory from the output instead of sampling the process tree."""
+
+    pattern: str
+    unit: Literal["mb", "gb"] = "gb"
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_has_one_group(cls, value: str) -> str:
+        return _check_pattern(value)
+
+
+def _check_relative(value: str, field: str) -> str:
+    if not value or not value.strip():
+        raise ValueError(f"{field} contains an empty path")
+    posix = PurePosixPath(value.replace("\\", "/"))
+    if posix.is_absolute() or Path(value).is_absolute():
+        raise ValueError(f"{value!r} is absolute; give paths relative to the repository root")
+    if ".." in posix.parts:
+        raise ValueError(f"{value!r} goes through '..'; paths must stay inside the repository")
+    if posix.parts and posix.parts[0] in RESERVED_DIRS:
+        raise ValueError(f"{value!r} is inside {posix.parts[0]}/, which autoresearch never edits")
+    return posix.as_posix()
+
+
+class ResearchConfig(CamelModel):
+    """Everything a research worker needs; the seed's ``createResearchWorker`` options.
+
+    Fields are snake_case with camelCase aliases, so ``ResearchConfig(repoPath=..., timeoutMs=...)``
+    and ``ResearchConfig(repo_path=..., timeout_ms=...)`` are the same.
+    """
+
+    repo_path: Path
+    mutable_paths: list[str] = Field(min_length=1)
+    immutable_paths: list[str] = Field(default_factory=list)
+    program_path: str | None = None
+    run_command: str = Field(min_length=1)
+    metric: MetricSpec
+    timeout_ms: int = 600_000
+    tag: str = Field(default_factory=default_tag)
+    kill_grace_ms: int = 5_000
+    memory: MemorySpec | None = None
+    validate_command: str | None = None
+    min_improvement: float = 0.0
+    provider: str | None = None
+    model: str | None = None
+    seed: int = 0
+    max_repairs: int = Field(default=1, ge=0, le=10)
+
+    @field_validator("repo_path", mode="before")
+    @classmethod
+    def _expand_repo(cls, value: Any) -> Any:
+        if isinstance(value, str | Path):
+            if not str(value).strip():
+                raise ValueError("the repository path is empty")
+            return Path(value).expanduser().resolve()
+        return value
+
+    @field_validator("mutable_paths")
+    @classmethod
+    def _check_mutable(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(_check_relative(v, "mutable_paths") for v in value))
+
+    @field_validator("immutable_paths")
+    @classmethod
+    def _check_immutable(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(_check_relative(v, "immutable_paths") for v in value))
+
+    @field_validator("program_path")
+    @classmethod
+    def _check_program(cls, value: str | None) -> str | None:
+        return None if value is None else _check_relative(value, "program_path")
+
+    @field_validator("run_command")
+    @classmethod
+    def _check_command(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the run command is empty")
+        return value
+
+    @field_validator("timeout_ms")
+    @classmethod
+    def _check_timeout(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError(f"the timeout must be positive, got {value} ms")
+        return value
+
+    @field_validator("kill_grace_ms")
+    @classmethod
+    def _check_grace(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"the kill grace cannot be negative, got {value} ms")
+        return value
+
+    @field_validator("min_improvement")
+    @classmethod
+    def _check_min_improvement(cls, value: float) -> float:
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"min_improvement must be a finite number >= 0, got {value}")
+        return value
+
+    @field_validator("tag")
+    @classmethod
+    def _check_tag(cls, value: str) -> str:
+        if not _TAG_RE.match(value) or ".." in value or value.endswith((".", ".lock")):
+            raise ValueError(
+                f"{value!r} cannot name a git branch; use letters, digits, '.', '_' and '-'"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_overlap(self) -> ResearchConfig:
+        for mutable in self.mutable_paths:
+            for immutable in self.immutable_paths:
+                if _overlaps(mutable, immutable):
+                    raise ValueError(
+                        f"mutable_paths: {mutable!r} overlaps immutable path {immutable!r}; "
+                        "a file cannot be both editable and read-only"
+                    )
+        return self
+
+    @property
+    def branch(self) -> str:
+        """The dedicated branch the worker commits on."""
+        return f"autoresearch/{self.tag}"
+
+    def to_file_dict(self) -> dict[str, Any]:
+        """The persisted form (config.json): camelCase, without the repo path or any key."""
+        data = self.to_json_dict()
+        data.pop("repoPath", None)
+        return data
+
+
+def _overlaps(a: str, b: str) -> bool:
+    pa, pb = PurePosixPath(a).parts, PurePosixPath(b).parts
+    shorter = min(len(pa), len(pb))
+    return pa[:shorter] == pb[:shorter]
+
+
+def _field_name(loc: tuple[int | str, ...]) -> str:
+    names = [to_snake(str(part)) for part in loc if isinstance(part, str)]
+    return ".".join(names) or "config"
+
+
+def load_config(
+    data: ResearchConfig | Mapping[str, Any] | None = None, **overrides: Any
+) -> ResearchConfig:
+    """Build a :class:`ResearchConfig` from a model, a mapping and/or keyword arguments.
+
+    Both spellings are accepted for every key. Any problem raises :class:`ConfigError` whose
+    ``field`` is the snake_case name of the offending setting and whose message says how to fix
+    it.
+    """
+    if isinstance(data, ResearchConfig):
+        if not overrides:
+            return data
+        merged: dict[str, Any] = data.model_dump()
+    else:
+        merged = dict(data or {})
+    merged.update(overrides)
+    try:
+        return ResearchConfig.model_validate(merged)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = _field_name(tuple(error["loc"]))
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "missing":
+            message = "is required"
+        elif error["type"] == "extra_forbidden":
+            message = "is not a known setting (check its spelling)"
+        elif error["type"] == "literal_error" and field.endswith("direction"):
+            message = f"must be 'lower' or 'higher', got {error.get('input')!r}"
+        named = re.match(r"^([a-z_]+): ", message)
+        if field == "config" and named:
+            field = named.group(1)
+        text = message if message.startswith(f"{field}: ") else f"{field}: {message}"
+        raise ConfigError(text, field=field) from exc

@@ -1,0 +1,1 @@
+"""Proposers: what invents the change tried in each cycle."""

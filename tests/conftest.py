@@ -1,0 +1,10 @@
+"""Shared fixtures: anyio backend, real git repositories in tmp_path."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
