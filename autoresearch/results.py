@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
 from autoresearch._model import CamelModel
 
@@ -66,7 +66,7 @@ class RunRecord(CamelModel):
     duration_ms: int = 0
     exit_code: int | None = None
     log_path: str | None = None
-    phase_durations_ms: dict[str, int] = {}
+    phase_durations_ms: dict[str, int] = Field(default_factory=dict)
     usage: Usage | None = None
     baseline: bool = False
     proposal: dict[str, Any] | None = None

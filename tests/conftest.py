@@ -1,10 +1,123 @@
-"""Shared fixtures: anyio backend, real git repositories in tmp_path."""
+"""Shared fixtures: the anyio backend, real git repositories in tmp_path, event recording."""
 
 from __future__ import annotations
 
+import hashlib
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
 import pytest
+
+PY = sys.executable
+
+TRAIN = textwrap.dedent(
+    """\
+    import os, sys, time
+    X = 3.0
+    SLEEP = 0.0
+    EXIT = 0
+    time.sleep(SLEEP)
+    print("training...")
+    print(f"val_bpb: {(X - 1) ** 2 + 1:.6f}")
+    print("peak_vram_mb: 2048.0")
+    sys.exit(EXIT)
+    """
+)
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_git_config(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tests never read the machine's global git config."""
+    home = tmp_path_factory.mktemp("home")
+    (home / ".gitconfig").write_text("[user]\n\tname = Test User\n\temail = test@example.com\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run the git CLI in ``repo`` (tests only; the package itself uses pygit2)."""
+    return subprocess.run(
+        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def make_repo(path: Path, files: dict[str, str]) -> Path:
+    """A git repository at ``path`` with ``files`` committed on ``main``."""
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.name", "Test User")
+    git(path, "config", "user.email", "test@example.com")
+    for rel, text in files.items():
+        target = path / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "initial")
+    return path
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A repo with train.py (metric (X-1)^2+1, lower is better) and program.md."""
+    return make_repo(
+        tmp_path / "repo",
+        {"train.py": TRAIN, "program.md": "# Research program\nMake val_bpb lower.\n"},
+    )
+
+
+def base_config(repo: Path, **overrides: Any) -> dict[str, Any]:
+    """The seed's createResearchWorker options for the ``repo`` fixture."""
+    config: dict[str, Any] = {
+        "repoPath": str(repo),
+        "mutablePaths": ["train.py"],
+        "immutablePaths": ["program.md"],
+        "runCommand": f"{PY} train.py",
+        "metric": {"name": "val_bpb", "pattern": r"^val_bpb:\s+([\d.]+)", "direction": "lower"},
+        "timeoutMs": 20_000,
+        "tag": "t1",
+    }
+    config.update(overrides)
+    return config
+
+
+def snapshot(path: Path) -> dict[str, str]:
+    """Hashes of every file under ``path`` (including .git), to prove nothing changed."""
+    out: dict[str, str] = {}
+    for file in sorted(path.rglob("*")):
+        if file.is_file():
+            out[file.relative_to(path).as_posix()] = hashlib.sha256(file.read_bytes()).hexdigest()
+    return out
+
+
+@dataclass
+class Recorder:
+    """Records every event an emitter delivers."""
+
+    events: list[Any] = field(default_factory=list)
+
+    def __call__(self, event: Any) -> None:
+        self.events.append(event)
+
+    def types(self) -> list[str]:
+        return [e.type for e in self.events]
+
+    def of(self, name: str) -> list[Any]:
+        return [e for e in self.events if e.type == f"autoresearch:{name}"]
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    yield Recorder()

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from pydantic import Field
+
 from autoresearch._model import CamelModel
 from autoresearch.config import ResearchConfig
 from autoresearch.edits import ChangeSet
@@ -26,9 +28,9 @@ class ResearchContext(CamelModel):
     program: str | None = None
     mutable_files: dict[str, str]
     """Every mutable file, in full, keyed by its repo-relative path."""
-    immutable_files: dict[str, str] = {}
+    immutable_files: dict[str, str] = Field(default_factory=dict)
     """Read-only files, each capped in size."""
-    layout: list[str] = []
+    layout: list[str] = Field(default_factory=list)
     """Tracked file paths of the repository (capped)."""
 
 
@@ -39,11 +41,11 @@ class Analysis(CamelModel):
     best_metric: float | None = None
     baseline_metric: float | None = None
     best_commit: str | None = None
-    recent: list[RunRecord] = []
+    recent: list[RunRecord] = Field(default_factory=list)
     """The last results, oldest first."""
-    recent_failures: list[RunRecord] = []
+    recent_failures: list[RunRecord] = Field(default_factory=list)
     last_failure_log_tail: str | None = None
-    near_misses: list[RunRecord] = []
+    near_misses: list[RunRecord] = Field(default_factory=list)
     """Discarded runs that came within a few percent of the best."""
     total_cycles: int = 0
 
@@ -53,7 +55,7 @@ class Plan(CamelModel):
 
     description: str
     rationale: str = ""
-    metadata: dict[str, Any] = {}
+    metadata: dict[str, Any] = Field(default_factory=dict)
     usage: Usage | None = None
 
 

@@ -1,0 +1,219 @@
+"""The ten events a worker emits: one frozen model each, their names, and the union.
+
+Every event's ``type`` field is its name (``"autoresearch:cycle:start"``), so a handler that
+receives many kinds can dispatch on it, and ``event.to_json_dict()`` is ready to send to a
+browser. Attributes read in both spellings (``event.metric_value`` and ``event.metricValue``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import Field, TypeAdapter
+
+from autoresearch._model import CamelModel
+from autoresearch.results import Status, Usage
+
+__all__ = [
+    "EVENT_MODELS",
+    "EVENT_NAMES",
+    "PHASES",
+    "CommitCreatedEvent",
+    "CommitRevertedEvent",
+    "CycleEndEvent",
+    "CycleStartEvent",
+    "ErrorEvent",
+    "Event",
+    "MetricRecordedEvent",
+    "Phase",
+    "PhaseEnterEvent",
+    "PhaseExitEvent",
+    "StopReason",
+    "StoppedEvent",
+    "TimeoutEvent",
+    "parse_event",
+]
+
+Phase = Literal[
+    "bootstrap",
+    "analyze",
+    "plan",
+    "implement",
+    "validate",
+    "commit",
+    "execute",
+    "evaluate",
+    "decide",
+]
+"""The nine phases of a cycle, in order."""
+
+PHASES: tuple[Phase, ...] = (
+    "bootstrap",
+    "analyze",
+    "plan",
+    "implement",
+    "validate",
+    "commit",
+    "execute",
+    "evaluate",
+    "decide",
+)
+
+StopReason = Literal["max-runs", "manual", "cancelled", "error"]
+"""Why a worker's loop ended."""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _EventBase(CamelModel):
+    at: str = Field(default_factory=_now)
+    """When the event was emitted (ISO 8601, UTC)."""
+
+
+class CycleStartEvent(_EventBase):
+    """A cycle begins."""
+
+    type: Literal["autoresearch:cycle:start"] = "autoresearch:cycle:start"
+    cycle: int
+    tag: str
+    hint: str | None = None
+    baseline: bool = False
+
+
+class CycleEndEvent(_EventBase):
+    """A cycle completed, whatever its status."""
+
+    type: Literal["autoresearch:cycle:end"] = "autoresearch:cycle:end"
+    cycle: int
+    status: Status
+    metric_value: float | None = None
+    commit_hash: str | None = None
+    description: str = ""
+    duration_ms: int = 0
+    best_metric: float | None = None
+    usage: Usage | None = None
+
+
+class PhaseEnterEvent(_EventBase):
+    """The worker enters one of the nine phases."""
+
+    type: Literal["autoresearch:phase:enter"] = "autoresearch:phase:enter"
+    cycle: int
+    phase: Phase
+
+
+class PhaseExitEvent(_EventBase):
+    """The worker leaves a phase: ``ok``, ``skipped`` (baseline) or ``failed``."""
+
+    type: Literal["autoresearch:phase:exit"] = "autoresearch:phase:exit"
+    cycle: int
+    phase: Phase
+    duration_ms: int
+    outcome: Literal["ok", "skipped", "failed"]
+
+
+class MetricRecordedEvent(_EventBase):
+    """A metric value was parsed from the run's output."""
+
+    type: Literal["autoresearch:metric:recorded"] = "autoresearch:metric:recorded"
+    cycle: int
+    name: str
+    value: float
+    best_value: float | None = None
+    """The best value before this cycle (None before the baseline)."""
+    improved: bool
+
+
+class CommitCreatedEvent(_EventBase):
+    """A candidate commit was made on the research branch."""
+
+    type: Literal["autoresearch:commit:created"] = "autoresearch:commit:created"
+    cycle: int
+    commit_hash: str
+    description: str
+    files: list[str]
+
+
+class CommitRevertedEvent(_EventBase):
+    """A candidate was discarded and the branch restored to the best commit."""
+
+    type: Literal["autoresearch:commit:reverted"] = "autoresearch:commit:reverted"
+    cycle: int
+    commit_hash: str
+    restored_to: str
+    reason: str
+
+
+class ErrorEvent(_EventBase):
+    """Something went wrong: a phase failed, or an event handler raised."""
+
+    type: Literal["autoresearch:error"] = "autoresearch:error"
+    cycle: int | None = None
+    phase: str | None = None
+    error_type: str
+    message: str
+
+
+class TimeoutEvent(_EventBase):
+    """The experiment ran past its time limit and is being killed."""
+
+    type: Literal["autoresearch:timeout"] = "autoresearch:timeout"
+    cycle: int
+    timeout_ms: int
+    elapsed_ms: int
+
+
+class StoppedEvent(_EventBase):
+    """The worker's loop ended."""
+
+    type: Literal["autoresearch:stopped"] = "autoresearch:stopped"
+    reason: StopReason
+    cycles: int
+    """Cycles run by this loop."""
+    message: str | None = None
+
+
+Event = Annotated[
+    CycleStartEvent
+    | CycleEndEvent
+    | PhaseEnterEvent
+    | PhaseExitEvent
+    | MetricRecordedEvent
+    | CommitCreatedEvent
+    | CommitRevertedEvent
+    | ErrorEvent
+    | TimeoutEvent
+    | StoppedEvent,
+    Field(discriminator="type"),
+]
+"""Any of the ten events (a discriminated union on ``type``)."""
+
+EVENT_MODELS: dict[str, type[_EventBase]] = {
+    model.model_fields["type"].default: model
+    for model in (
+        CycleStartEvent,
+        CycleEndEvent,
+        PhaseEnterEvent,
+        PhaseExitEvent,
+        MetricRecordedEvent,
+        CommitCreatedEvent,
+        CommitRevertedEvent,
+        ErrorEvent,
+        TimeoutEvent,
+        StoppedEvent,
+    )
+}
+"""Event name → model class."""
+
+EVENT_NAMES: tuple[str, ...] = tuple(EVENT_MODELS)
+"""The ten event names, in the seed's order."""
+
+_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def parse_event(data: object) -> Event:
+    """Rebuild an event from its JSON form (for example, one received over server-sent events)."""
+    return _ADAPTER.validate_python(data)

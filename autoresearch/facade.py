@@ -1,0 +1,107 @@
+"""``NeuroLink``: the entry point, named and shaped as in the seed.
+
+One facade owns one :class:`EventEmitter`, shared by every worker it creates, and chooses the
+proposer each worker uses: the offline ``local`` proposer when no provider is named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+from autoresearch.config import ResearchConfig, load_config
+from autoresearch.emitter import EventEmitter
+from autoresearch.errors import ConfigError
+from autoresearch.proposers.base import Proposer
+from autoresearch.worker import ResearchWorker
+
+__all__ = ["LOCAL_PROVIDER", "NeuroLink"]
+
+LOCAL_PROVIDER = "local"
+"""The provider name of the offline proposer (also used when no provider is given)."""
+
+
+class NeuroLink:
+    """Creates research workers and owns the event emitter they report to.
+
+    ``NeuroLink()`` with no provider uses the offline ``local`` proposer, which needs no network
+    and no API key. ``provider``/``model`` given here apply to every worker whose configuration
+    does not name its own.
+    """
+
+    def __init__(
+        self,
+        provider: str | None = None,
+        model: str | None = None,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+    ) -> None:
+        self.provider = provider
+        self.model = model
+        self._api_key = api_key
+        self._base_url = base_url
+        self._emitter = EventEmitter()
+
+    def get_event_emitter(self) -> EventEmitter:
+        """The emitter every worker of this facade reports to."""
+        return self._emitter
+
+    @property
+    def emitter(self) -> EventEmitter:
+        """Same as :meth:`get_event_emitter`."""
+        return self._emitter
+
+    def create_research_worker(
+        self,
+        config: ResearchConfig | Mapping[str, Any] | None = None,
+        /,
+        *,
+        proposer: Proposer | None = None,
+        **options: Any,
+    ) -> ResearchWorker:
+        """A worker for one repository.
+
+        Pass the options as keyword arguments in either spelling (``repo_path=`` or
+        ``repoPath=``), as a mapping, or as a :class:`ResearchConfig`. Options are validated
+        here (:class:`ConfigError` names the field); checks that need the repository run before
+        the first cycle. ``proposer`` replaces the one the provider would give.
+        """
+        resolved = load_config(config, **options)
+        if resolved.provider is None and self.provider is not None:
+            resolved = resolved.model_copy(update={"provider": self.provider})
+        if resolved.model is None and self.model is not None:
+            resolved = resolved.model_copy(update={"model": self.model})
+        chosen = proposer if proposer is not None else self._proposer_for(resolved)
+        return ResearchWorker(resolved, emitter=self._emitter, proposer=chosen)
+
+    def _proposer_for(self, config: ResearchConfig) -> Proposer:
+        provider = config.provider or LOCAL_PROVIDER
+        if provider == LOCAL_PROVIDER:
+            from autoresearch.proposers.local import LocalProposer
+
+            return LocalProposer(seed=config.seed)
+        raise ConfigError(
+            f"provider: {provider!r} is not available in this version; use 'local' "
+            "(the offline proposer) or pass proposer=...",
+            field="provider",
+        )
+
+    async def aclose(self) -> None:
+        """Release what the facade holds (network clients); safe to call twice."""
+
+    async def __aenter__(self) -> NeuroLink:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # The seed's spellings.
+    createResearchWorker = create_research_worker
+    getEventEmitter = get_event_emitter

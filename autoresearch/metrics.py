@@ -1,0 +1,85 @@
+"""Reading numbers out of a run's output: the metric and, optionally, peak memory.
+
+The pattern is applied with ``re.MULTILINE`` and the last match wins. The log is never loaded
+whole: it is scanned backwards in line-aligned windows, so a metric printed at the end of a
+gigabyte of output is found after reading only the last window, and memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+import anyio
+
+__all__ = ["WINDOW_BYTES", "find_last_number", "is_improvement", "parse_number", "to_gb"]
+
+WINDOW_BYTES = 4 * 1024 * 1024
+"""How much of the log one search window holds; a single match must fit in it."""
+
+
+def parse_number(text: str) -> float | None:
+    """The finite float in ``text``, or ``None`` (unparseable, NaN and infinities all count)."""
+    try:
+        value = float(text.strip().replace("_", ""))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _last_match(regex: re.Pattern[str], text: str) -> str | None:
+    last: str | None = None
+    for match in regex.finditer(text):
+        last = match.group(1)
+    return last
+
+
+def _scan(pattern: str, path: Path, window: int) -> str | None:
+    regex = re.compile(pattern, re.MULTILINE)
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return None
+    with handle:
+        end = handle.seek(0, os.SEEK_END)
+        while end > 0:
+            start = max(0, end - window)
+            handle.seek(start)
+            chunk = handle.read(end - start)
+            cut = chunk.find(b"\n") if start > 0 else -1
+            if 0 <= cut < len(chunk) - 1:  # begin the window at a line start, so ^ means it
+                chunk = chunk[cut + 1 :]
+                start += cut + 1
+            found = _last_match(regex, chunk.decode("utf-8", errors="replace"))
+            if found is not None:
+                return found
+            end = start
+    return None
+
+
+async def find_last_number(pattern: str, path: Path, *, window: int = WINDOW_BYTES) -> float | None:
+    """The number captured by the last match of ``pattern`` in the file at ``path``.
+
+    Returns ``None`` when there is no match or the match is not a finite number. Runs in a
+    worker thread.
+    """
+    raw = await anyio.to_thread.run_sync(_scan, pattern, path, window)
+    return None if raw is None else parse_number(raw)
+
+
+def to_gb(value: float, unit: Literal["mb", "gb"]) -> float:
+    """Convert a memory reading to GB (1 GB = 1024 MB, as ``peak_vram_mb / 1024`` does)."""
+    return value / 1024.0 if unit == "mb" else value
+
+
+def is_improvement(
+    value: float, best: float | None, direction: Literal["lower", "higher"], min_improvement: float
+) -> bool:
+    """Whether ``value`` beats ``best`` by strictly more than ``min_improvement``; ties lose."""
+    if best is None:
+        return True
+    gain = best - value if direction == "lower" else value - best
+    return gain > min_improvement

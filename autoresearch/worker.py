@@ -1,0 +1,702 @@
+"""The research worker: one cycle is nine phases, and the loop runs cycles.
+
+Read :meth:`ResearchWorker._cycle` top to bottom: it is the seed's list. Each phase is a
+coroutine that takes what the previous one produced; :meth:`ResearchWorker._phase` wraps every
+one of them to write the phase into state.json, emit ``phase:enter``/``phase:exit`` and time it.
+
+A failed *experiment* is a status on the result (``crash``, ``timeout``, ``invalid``), never an
+exception. Whatever ends a cycle — a decision, an engine error or cancellation — the tree is
+left at the best commit, the cycle is written to both ledgers and ``cycle:end`` is emitted; the
+cleanup runs shielded from cancellation.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import anyio
+
+from autoresearch.config import ResearchConfig
+from autoresearch.context import ContextCache, build_analysis
+from autoresearch.edits import (
+    AppliedChanges,
+    ChangeSet,
+    PathPolicy,
+    apply_changes,
+    check_config_paths,
+    check_syntax,
+)
+from autoresearch.emitter import EventEmitter
+from autoresearch.errors import ConfigError, EditError, ProposerError
+from autoresearch.events import (
+    CommitCreatedEvent,
+    CommitRevertedEvent,
+    CycleEndEvent,
+    CycleStartEvent,
+    ErrorEvent,
+    Event,
+    MetricRecordedEvent,
+    Phase,
+    PhaseEnterEvent,
+    PhaseExitEvent,
+    StoppedEvent,
+    StopReason,
+    TimeoutEvent,
+)
+from autoresearch.gitrepo import GitRepo
+from autoresearch.metrics import find_last_number, is_improvement, to_gb
+from autoresearch.proposers.base import Analysis, Plan, Proposer, ResearchContext
+from autoresearch.results import CycleResult, RunRecord, Status, Usage
+from autoresearch.runner import RunOutcome, run_experiment
+from autoresearch.workspace import ResearchState, Workspace
+
+__all__ = ["ResearchWorker"]
+
+logger = logging.getLogger("autoresearch")
+T = TypeVar("T")
+
+CLEANUP_TIMEOUT_S = 30.0
+"""How long the shielded cleanup after a cancelled cycle may take."""
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class _Invalid(Exception):
+    """Internal: the change did not apply or validate; the cycle ends as ``invalid``."""
+
+
+@dataclass
+class _Cycle:
+    """What one cycle has accumulated so far."""
+
+    number: int
+    hint: str | None
+    baseline: bool
+    started_at: str
+    started: float
+    parent: str
+    phase: Phase = "bootstrap"
+    plan: Plan | None = None
+    applied: AppliedChanges | None = None
+    candidate: str | None = None
+    outcome: RunOutcome | None = None
+    usage: Usage = field(default_factory=Usage)
+    repairs: int = 0
+    durations: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Measurement:
+    status: Status
+    metric: float | None
+    memory_gb: float | None
+    reason: str
+
+
+class ResearchWorker:
+    """Runs AutoResearch cycles on one repository.
+
+    Create it with :meth:`NeuroLink.create_research_worker`. The first cycle on a fresh branch
+    is the baseline (the unmodified code); every later cycle asks the proposer for one change.
+    The seed's camelCase names (``runExperimentCycle``) are aliases of the snake_case ones.
+    """
+
+    def __init__(
+        self, config: ResearchConfig, *, emitter: EventEmitter, proposer: Proposer
+    ) -> None:
+        self.config = config
+        self.emitter = emitter
+        self.proposer = proposer
+        self.workspace = Workspace(config.repo_path)
+        self._git: GitRepo | None = None
+        self._state: ResearchState | None = None
+        self._history: list[RunRecord] = []
+        self._contexts = ContextCache()
+        self._layout: list[str] = []
+        self._prepared = False
+        self._prepare_lock = anyio.Lock()
+        self._cycle_lock = anyio.Lock()
+        self._stop_requested = False
+
+    # -- public API ----------------------------------------------------------------------
+
+    @property
+    def state(self) -> ResearchState | None:
+        """The current state (as in state.json), or ``None`` before :meth:`prepare`."""
+        return self._state
+
+    @property
+    def history(self) -> list[RunRecord]:
+        """Every finished cycle, oldest first (a copy)."""
+        return list(self._history)
+
+    async def prepare(self) -> None:
+        """Check the repository and set it up; runs once, before the first cycle, by itself.
+
+        Raises :class:`ConfigError` (naming the field) before anything is written when the repo
+        or the paths cannot be used. Then: ``.autoresearch/`` is excluded from git, the branch
+        ``autoresearch/<tag>`` is created and checked out, config.json is written and an
+        interrupted cycle from an earlier process is recorded as a crash.
+        """
+        async with self._prepare_lock:
+            if not self._prepared:
+                await self._prepare()
+                self._prepared = True
+
+    async def run_experiment_cycle(self, hint: str | None = None) -> CycleResult:
+        """Run one full cycle and return its result (a failed experiment is a status)."""
+        await self.prepare()
+        async with self._cycle_lock:
+            return await self._run_cycle(hint)
+
+    async def run(
+        self, max_cycles: int | None = None, hint: str | None = None
+    ) -> list[CycleResult]:
+        """Run cycles until ``max_cycles``, :meth:`stop` or cancellation; emit ``stopped``."""
+        if max_cycles is not None and max_cycles < 1:
+            raise ConfigError("max_cycles: must be at least 1", field="max_cycles")
+        self._stop_requested = False
+        results: list[CycleResult] = []
+        reason: StopReason = "max-runs"
+        message: str | None = None
+        try:
+            while max_cycles is None or len(results) < max_cycles:
+                if self._stop_requested:
+                    reason = "manual"
+                    break
+                results.append(await self.run_experiment_cycle(hint))
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await self._emit(StoppedEvent(reason="cancelled", cycles=len(results)))
+            raise
+        except Exception as exc:
+            reason, message = "error", f"{type(exc).__name__}: {exc}"
+            await self._emit(StoppedEvent(reason=reason, cycles=len(results), message=message))
+            raise
+        await self._emit(StoppedEvent(reason=reason, cycles=len(results), message=message))
+        return results
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to end after the cycle in progress (reason ``manual``)."""
+        self._stop_requested = True
+
+    # The seed's spellings.
+    runExperimentCycle = run_experiment_cycle
+    runLoop = run
+
+    # -- preparation ---------------------------------------------------------------------
+
+    async def _prepare(self) -> None:
+        config = self.config
+        git = await GitRepo.open(config.repo_path)
+        await check_config_paths(config)
+        state = await self.workspace.read_state()
+        if state is not None and state.tag != config.tag:
+            if "tag" in config.model_fields_set:
+                raise ConfigError(
+                    f"tag: this repository's research runs on tag {state.tag!r}, not "
+                    f"{config.tag!r}; use tag {state.tag!r} or reset .autoresearch/ to start over",
+                    field="tag",
+                )
+            config = config.model_copy(update={"tag": state.tag})
+            self.config = config
+        interrupted = state is not None and state.current_cycle is not None
+        dirty = await git.dirty_tracked_files()
+        if interrupted:
+            policy = PathPolicy.from_config(config)
+            dirty = [p for p in dirty if not _is_under_mutable(policy, p)]
+        if dirty:
+            shown = ", ".join(dirty[:5]) + (" …" if len(dirty) > 5 else "")
+            raise ConfigError(
+                f"repo_path: tracked files have uncommitted changes ({shown}); commit or stash "
+                "them first (autoresearch never discards your changes)",
+                field="repo_path",
+            )
+        # Nothing has been written up to here; from now on the repository is ours to set up.
+        await git.exclude("/.autoresearch/")
+        await git.ensure_branch(config.branch)
+        await self.workspace.write_config(config)
+        self._history = await self.workspace.load_runs(config.metric.name)
+        self._git = git
+        self._layout = await git.tracked_files(limit=500)
+        head = await git.head_commit()
+        self._state = self._reconcile(state, head)
+        if interrupted and state is not None:
+            await self._recover(state)
+        await self.workspace.write_state(self._state)
+        await self.proposer.prime(self.history)
+
+    def _reconcile(self, state: ResearchState | None, head: str) -> ResearchState:
+        """Counters rebuilt from the ledger (the source of truth); phase and tag from state."""
+        now = _now_iso()
+        keeps = [r for r in self._history if r.status == "keep"]
+        baseline = next((r for r in self._history if r.baseline and r.status == "keep"), None)
+        best = keeps[-1] if keeps else None
+        last = self._history[-1] if self._history else None
+        return ResearchState(
+            branch=self.config.branch,
+            tag=self.config.tag,
+            phase="idle",
+            cycle_count=len(self._history),
+            keep_count=len(keeps),
+            best_metric=best.metric if best else None,
+            baseline_metric=baseline.metric if baseline else None,
+            best_commit=best.commit if best else (state.best_commit if state else None) or head,
+            last_status=last.status if last else None,
+            started_at=state.started_at if state else now,
+            updated_at=now,
+            current_cycle=state.current_cycle if state else None,
+            candidate_commit=state.candidate_commit if state else None,
+        )
+
+    async def _recover(self, previous: ResearchState) -> None:
+        """Record a cycle that an earlier process left undecided as a crash, once."""
+        assert self._state is not None and self._git is not None
+        number = previous.current_cycle
+        best = self._state.best_commit
+        assert best is not None
+        await self._git.restore(best, self.config.mutable_paths)
+        if number is not None and all(r.cycle != number for r in self._history):
+            record = RunRecord(
+                cycle=number,
+                commit=previous.candidate_commit or best,
+                parent_commit=best,
+                status="crash",
+                description=f"interrupted in {previous.phase}",
+                started_at=previous.updated_at,
+            )
+            await self._finish_record(record)
+        self._state.current_cycle = None
+        self._state.candidate_commit = None
+
+    # -- one cycle -----------------------------------------------------------------------
+
+    async def _run_cycle(self, hint: str | None) -> CycleResult:
+        state, git = self._state, self._git
+        assert state is not None and git is not None
+        best_commit = state.best_commit
+        assert best_commit is not None
+        cycle = _Cycle(
+            number=state.cycle_count + 1,
+            hint=hint,
+            baseline=state.baseline_metric is None and state.best_metric is None,
+            started_at=_now_iso(),
+            started=time.monotonic(),
+            parent=best_commit,
+        )
+        state.current_cycle = cycle.number
+        await self._emit(
+            CycleStartEvent(
+                cycle=cycle.number, tag=self.config.tag, hint=hint, baseline=cycle.baseline
+            )
+        )
+        try:
+            measurement = await self._cycle(cycle)
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT_S):
+                await self._abandon(cycle, f"cancelled in {cycle.phase}", None)
+            raise
+        except Exception as exc:
+            with anyio.CancelScope(shield=True):
+                await self._abandon(cycle, f"engine error in {cycle.phase}: {exc}", exc)
+            raise
+        return await self._finish(cycle, measurement)
+
+    async def _cycle(self, c: _Cycle) -> _Measurement:
+        """The nine phases, in the seed's order."""
+        context = await self._phase(c, "bootstrap", self._bootstrap)
+        analysis = await self._phase(c, "analyze", self._analyze, c)
+        if c.baseline:
+            for phase in ("plan", "implement", "validate", "commit"):
+                await self._skip(c, phase)
+            c.candidate = c.parent
+        else:
+            try:
+                c.plan = await self._phase(c, "plan", self._plan, c, context, analysis)
+                changes = await self._phase(c, "implement", self._implement, c, context)
+                await self._phase(c, "validate", self._validate, c, context, changes)
+                c.candidate = await self._phase(c, "commit", self._commit, c)
+            except _Invalid as exc:
+                return _Measurement("invalid", None, None, str(exc))
+        c.outcome = await self._phase(c, "execute", self._execute, c)
+        measurement = await self._phase(c, "evaluate", self._evaluate, c)
+        return await self._phase(c, "decide", self._decide, c, measurement)
+
+    async def _phase(
+        self, c: _Cycle, phase: Phase, func: Callable[..., Awaitable[T]], *args: Any
+    ) -> T:
+        """Record, announce and time one phase."""
+        assert self._state is not None
+        c.phase = phase
+        self._state.phase = phase
+        self._state.updated_at = _now_iso()
+        await self.workspace.write_state(self._state)
+        await self._emit(PhaseEnterEvent(cycle=c.number, phase=phase))
+        started = time.monotonic()
+        outcome = "failed"
+        try:
+            result = await func(*args)
+            outcome = "ok"
+            return result
+        finally:
+            elapsed = int((time.monotonic() - started) * 1000)
+            c.durations[phase] = elapsed
+            with anyio.CancelScope(shield=True):
+                await self._emit(
+                    PhaseExitEvent(
+                        cycle=c.number, phase=phase, duration_ms=elapsed, outcome=outcome
+                    )
+                )
+
+    async def _skip(self, c: _Cycle, phase: Phase) -> None:
+        await self._emit(PhaseEnterEvent(cycle=c.number, phase=phase))
+        c.durations[phase] = 0
+        await self._emit(
+            PhaseExitEvent(cycle=c.number, phase=phase, duration_ms=0, outcome="skipped")
+        )
+
+    # -- the phases ----------------------------------------------------------------------
+
+    async def _bootstrap(self) -> ResearchContext:
+        assert self._state is not None
+        return await self._contexts.get(self.config, self._state.best_commit, self._layout)
+
+    async def _analyze(self, c: _Cycle) -> Analysis:
+        assert self._state is not None
+        failure_tail = None
+        last_failure = next(
+            (r for r in reversed(self._history[-20:]) if r.status in ("crash", "timeout")), None
+        )
+        if last_failure is not None:
+            failure_tail = await self.workspace.read_log_tail(last_failure.cycle)
+        return build_analysis(
+            c.number,
+            self._history,
+            best_metric=self._state.best_metric,
+            baseline_metric=self._state.baseline_metric,
+            best_commit=self._state.best_commit,
+            last_failure_log_tail=failure_tail,
+        )
+
+    async def _plan(self, c: _Cycle, context: ResearchContext, analysis: Analysis) -> Plan:
+        try:
+            plan = await self.proposer.plan(context, analysis, c.hint)
+        except ProposerError as exc:
+            raise _Invalid(f"the proposer failed: {exc}") from exc
+        if plan.usage:
+            c.usage += plan.usage
+        return plan
+
+    async def _implement(self, c: _Cycle, context: ResearchContext) -> ChangeSet:
+        assert c.plan is not None
+        try:
+            changes = await self.proposer.implement(context, c.plan)
+        except ProposerError as exc:
+            raise _Invalid(f"the proposer failed: {exc}") from exc
+        return await self._apply_with_repairs(c, context, changes, problem=None)
+
+    async def _validate(self, c: _Cycle, context: ResearchContext, changes: ChangeSet) -> None:
+        while (problem := await self._validation_problem(c)) is not None:
+            problem = f"the change does not validate: {problem}"
+            changes = await self._apply_with_repairs(c, context, changes, problem=problem)
+
+    async def _commit(self, c: _Cycle) -> str:
+        assert self._git is not None and c.plan is not None and c.applied is not None
+        message = f"autoresearch {self.config.tag} #{c.number}: {c.plan.description}"
+        if c.plan.rationale:
+            message += f"\n\n{c.plan.rationale}"
+        commit = await self._git.commit_paths(self.config.mutable_paths, message)
+        if commit is None:
+            await self._undo_edits(c)
+            raise _Invalid("the change is empty (the edits left every file as it was)")
+        assert self._state is not None
+        c.candidate = commit
+        self._state.candidate_commit = commit
+        await self._git.set_ref(f"refs/autoresearch/{self.config.tag}/{c.number}", commit)
+        await self._emit(
+            CommitCreatedEvent(
+                cycle=c.number,
+                commit_hash=commit,
+                description=c.plan.description,
+                files=c.applied.files,
+            )
+        )
+        return commit
+
+    async def _execute(self, c: _Cycle) -> RunOutcome:
+        config = self.config
+
+        async def on_timeout(elapsed_ms: int) -> None:
+            await self._emit(
+                TimeoutEvent(cycle=c.number, timeout_ms=config.timeout_ms, elapsed_ms=elapsed_ms)
+            )
+
+        outcome = await run_experiment(
+            config.run_command,
+            cwd=config.repo_path,
+            log_path=self.workspace.log_path(c.number),
+            timeout_s=config.timeout_ms / 1000,
+            kill_grace_s=config.kill_grace_ms / 1000,
+            env={
+                "AUTORESEARCH_CYCLE": str(c.number),
+                "AUTORESEARCH_TAG": config.tag,
+                "AUTORESEARCH_COMMIT": c.candidate or c.parent,
+            },
+            on_timeout=on_timeout,
+        )
+        await self.workspace.publish_log(c.number)
+        return outcome
+
+    async def _evaluate(self, c: _Cycle) -> _Measurement:
+        assert c.outcome is not None and self._state is not None
+        outcome, config = c.outcome, self.config
+        log = self.workspace.log_path(c.number)
+        metric = await find_last_number(config.metric.pattern, log)
+        memory = outcome.peak_rss_gb
+        if config.memory is not None:
+            reading = await find_last_number(config.memory.pattern, log)
+            memory = to_gb(reading, config.memory.unit) if reading is not None else None
+        if outcome.error:
+            return _Measurement("crash", metric, memory, outcome.error)
+        if outcome.timed_out:
+            return _Measurement(
+                "timeout", None, memory, f"timed out after {config.timeout_ms / 1000:g} s"
+            )
+        best = self._state.best_metric
+        improved = metric is not None and is_improvement(
+            metric, best, config.metric.direction, config.min_improvement
+        )
+        if metric is not None:
+            await self._emit(
+                MetricRecordedEvent(
+                    cycle=c.number,
+                    name=config.metric.name,
+                    value=metric,
+                    best_value=best,
+                    improved=improved and outcome.exit_code == 0,
+                )
+            )
+        if outcome.exit_code != 0:
+            return _Measurement("crash", metric, memory, f"exit code {outcome.exit_code}")
+        if metric is None:
+            return _Measurement(
+                "crash",
+                None,
+                memory,
+                f"no {config.metric.name} in the output (pattern did not match)",
+            )
+        if improved:
+            return _Measurement("keep", metric, memory, "improved")
+        return _Measurement("discard", metric, memory, "no improvement")
+
+    async def _decide(self, c: _Cycle, m: _Measurement) -> _Measurement:
+        assert self._state is not None and self._git is not None and c.candidate is not None
+        if m.status == "keep":
+            self._state.best_commit = c.candidate
+            self._state.best_metric = m.metric
+            if c.baseline:
+                self._state.baseline_metric = m.metric
+        elif not c.baseline:
+            await self._revert(c, m.reason)
+        return m
+
+    # -- applying, repairing, reverting --------------------------------------------------
+
+    async def _apply_with_repairs(
+        self, c: _Cycle, context: ResearchContext, changes: ChangeSet, problem: str | None
+    ) -> ChangeSet:
+        """Apply ``changes`` (after asking for a repair when ``problem`` is set).
+
+        Repairs are counted over the whole cycle; when they run out the cycle is invalid and
+        the mutable files are back as they were.
+        """
+        assert c.plan is not None
+        policy = PathPolicy.from_config(self.config)
+        while True:
+            if problem is not None:
+                await self._undo_edits(c)
+                if c.repairs >= self.config.max_repairs:
+                    raise _Invalid(problem)
+                c.repairs += 1
+                try:
+                    repaired = await self.proposer.repair(context, c.plan, changes, problem)
+                except ProposerError as exc:
+                    raise _Invalid(f"{problem}; repair failed: {exc}") from exc
+                if repaired is None:
+                    raise _Invalid(problem)
+                changes = repaired
+            if changes.usage:
+                c.usage += changes.usage
+            try:
+                c.applied = await apply_changes(policy, changes)
+                return changes
+            except EditError as exc:
+                problem = f"the edit was refused: {exc}"
+
+    async def _validation_problem(self, c: _Cycle) -> str | None:
+        assert c.applied is not None
+        problem = await check_syntax(self.config.repo_path, c.applied.files)
+        if problem is None and self.config.validate_command:
+            outcome = await run_experiment(
+                self.config.validate_command,
+                cwd=self.config.repo_path,
+                log_path=self.workspace.logs_dir / f"{c.number}.validate.log",
+                timeout_s=self.config.timeout_ms / 1000,
+                kill_grace_s=self.config.kill_grace_ms / 1000,
+            )
+            if outcome.exit_code != 0:
+                problem = (
+                    f"the validate command failed ({outcome.error or outcome.exit_code}): "
+                    f"{outcome.tail[-1500:]}"
+                )
+        return problem
+
+    async def _undo_edits(self, c: _Cycle) -> None:
+        """Put the mutable files back as at the best commit (nothing was committed)."""
+        assert self._git is not None
+        if c.applied is not None:
+            await self._remove_created(c.applied)
+        await self._git.restore(c.parent, self.config.mutable_paths)
+
+    async def _remove_created(self, applied: AppliedChanges) -> None:
+        root = self.config.repo_path
+
+        def remove() -> None:
+            for rel in applied.created:
+                (root / rel).unlink(missing_ok=True)
+
+        await anyio.to_thread.run_sync(remove)
+
+    async def _revert(self, c: _Cycle, reason: str) -> None:
+        assert self._git is not None and c.candidate is not None
+        await self._git.restore(c.parent, self.config.mutable_paths)
+        if c.candidate != c.parent:
+            await self._emit(
+                CommitRevertedEvent(
+                    cycle=c.number, commit_hash=c.candidate, restored_to=c.parent, reason=reason
+                )
+            )
+
+    # -- ending a cycle ------------------------------------------------------------------
+
+    async def _abandon(self, c: _Cycle, reason: str, exc: Exception | None) -> None:
+        """Cleanup when a cycle is cancelled or the engine fails: restore, record, announce."""
+        if exc is not None:
+            logger.error("cycle %d failed: %s", c.number, reason, exc_info=exc)
+            await self._emit(
+                ErrorEvent(
+                    cycle=c.number, phase=c.phase, error_type=type(exc).__name__, message=reason
+                )
+            )
+        try:
+            if c.applied is not None and c.candidate is None:
+                await self._remove_created(c.applied)
+            if self._git is not None:
+                await self._git.restore(c.parent, self.config.mutable_paths)
+            if c.candidate is not None and c.candidate != c.parent:
+                await self._emit(
+                    CommitRevertedEvent(
+                        cycle=c.number, commit_hash=c.candidate, restored_to=c.parent, reason=reason
+                    )
+                )
+        except Exception as cleanup_error:  # keep going: the record matters most
+            logger.error("could not restore the tree after cycle %d", c.number, exc_info=True)
+            reason += f" (and restoring failed: {cleanup_error})"
+        await self._finish(c, _Measurement("crash", None, None, reason))
+
+    async def _finish(self, c: _Cycle, m: _Measurement) -> CycleResult:
+        assert self._state is not None
+        outcome = c.outcome
+        if c.baseline:
+            description = "baseline"
+        elif c.plan is not None:
+            description = c.plan.description
+        else:
+            description = ""
+        if m.status in ("crash", "timeout", "invalid") and m.reason:
+            description = f"{description} ({m.reason})" if description else m.reason
+        duration = int((time.monotonic() - c.started) * 1000)
+        commit = c.candidate or c.parent
+        record = RunRecord(
+            cycle=c.number,
+            commit=commit,
+            parent_commit=c.parent,
+            status=m.status,
+            metric=m.metric,
+            memory_gb=m.memory_gb,
+            description=description,
+            hint=c.hint,
+            started_at=c.started_at,
+            duration_ms=duration,
+            exit_code=outcome.exit_code if outcome else None,
+            log_path=self.workspace.relative(self.workspace.log_path(c.number))
+            if outcome
+            else None,
+            phase_durations_ms=c.durations,
+            usage=c.usage if c.usage.calls or c.usage.total_tokens else None,
+            baseline=c.baseline,
+            proposal=c.plan.metadata if c.plan and c.plan.metadata else None,
+        )
+        await self._finish_record(record)
+        result = CycleResult(
+            cycle=c.number,
+            status=m.status,
+            metric_value=m.metric,
+            commit_hash=commit,
+            description=description,
+            duration_ms=duration,
+            memory_gb=m.memory_gb,
+            best_metric=self._state.best_metric,
+            baseline=c.baseline,
+            usage=record.usage,
+        )
+        await self._emit(
+            CycleEndEvent(
+                cycle=c.number,
+                status=m.status,
+                metric_value=m.metric,
+                commit_hash=commit,
+                description=description,
+                duration_ms=duration,
+                best_metric=self._state.best_metric,
+                usage=record.usage,
+            )
+        )
+        try:
+            await self.proposer.observe(record)
+        except Exception:
+            logger.exception("the proposer failed to take in cycle %d", c.number)
+        return result
+
+    async def _finish_record(self, record: RunRecord) -> None:
+        """Append the record to the ledgers, then bring state.json in line."""
+        assert self._state is not None
+        await self.workspace.append_run(record)
+        self._history.append(record)
+        state = self._state
+        state.cycle_count = len(self._history)
+        state.keep_count += record.status == "keep"
+        state.last_status = record.status
+        state.phase = "idle"
+        state.current_cycle = None
+        state.candidate_commit = None
+        state.updated_at = _now_iso()
+        await self.workspace.write_state(state)
+
+    async def _emit(self, event: Event) -> None:
+        await self.emitter.emit(event)
+
+
+def _is_under_mutable(policy: PathPolicy, rel: str) -> bool:
+    try:
+        policy.check(rel)
+    except EditError:
+        return False
+    return True
