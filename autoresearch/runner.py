@@ -1,0 +1,350 @@
+"""Run one experiment command as a subprocess, under a time limit, leaving nothing behind.
+
+The command runs through ``/bin/sh -c`` in its own session (so its own process group), with
+stdin closed and stdout+stderr sent straight to a log file. The engine never reads the output
+while the command runs: the child writes to the file descriptor itself, so a flood of output
+costs the engine nothing and the log is always complete.
+
+While the command runs, a background task samples the resident memory of the whole process
+tree and remembers every descendant it has seen, including ones that called ``setsid`` and
+left the group. When the run ends, whichever way it ends (normal exit, timeout, cancellation),
+everything that is still alive is killed and waited for:
+
+- timeout or cancellation: SIGTERM to the group and every known descendant, a grace period,
+  then SIGKILL to whatever is left;
+- normal exit: background jobs the command left behind get SIGKILL straight away.
+
+A failed experiment is data, never an exception: problems on the engine's side (the log
+cannot be opened, the command cannot be started) come back in ``RunOutcome.error``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import anyio
+import anyio.to_thread
+import psutil
+
+__all__ = ["RunOutcome", "run_experiment"]
+
+logger = logging.getLogger("autoresearch")
+
+_GIB = 1024**3
+_KILL_WAIT_S = 2.0  # how long SIGKILLed processes get to disappear
+_CLEANUP_MARGIN_S = 3.0  # extra time on top of the grace period for the whole shielded cleanup
+_POLL_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """What happened when an experiment command ran.
+
+    Attributes:
+        exit_code: the shell's exit status (negative N if signal N from outside killed it);
+            ``None`` when the engine killed the run (timeout) or the command never started.
+        timed_out: the run hit ``timeout_s`` and was killed.
+        duration_ms: wall time from start until the command's process exited.
+        elapsed_at_kill_ms: for a timed-out run, milliseconds from start until SIGTERM was sent.
+        peak_rss_gb: the highest sampled resident memory of the whole process tree, in GiB;
+            ``None`` when no sample was taken (a very short run).
+        output_bytes: size of the log file after the run.
+        tail: the end of the log (at most ``tail_bytes`` bytes), decoded as UTF-8 with
+            replacement, starting at a line boundary when the log is longer than that.
+        error: a failure on the engine's side (log not writable, command not startable);
+            ``None`` normally. The engine treats a run with an error as a crash.
+
+    """
+
+    exit_code: int | None
+    timed_out: bool
+    duration_ms: int
+    elapsed_at_kill_ms: int | None
+    peak_rss_gb: float | None
+    output_bytes: int
+    tail: str
+    error: str | None
+
+
+async def run_experiment(
+    command: str,
+    *,
+    cwd: Path,
+    log_path: Path,
+    timeout_s: float,
+    kill_grace_s: float = 5.0,
+    env: Mapping[str, str] | None = None,
+    on_timeout: Callable[[int], Awaitable[None]] | None = None,
+    sample_interval_s: float = 0.25,
+    tail_bytes: int = 64 * 1024,
+) -> RunOutcome:
+    """Run ``command`` with ``/bin/sh -c`` in ``cwd`` and return what happened.
+
+    Output (stdout and stderr, interleaved as written) goes to ``log_path``, which is
+    truncated first. ``env`` is added on top of the engine's own environment. When
+    ``timeout_s`` passes, ``on_timeout`` is awaited with the elapsed milliseconds (it gets
+    at most ``kill_grace_s``; its exceptions are logged and ignored), then the process tree
+    gets SIGTERM, ``kill_grace_s`` to exit, and SIGKILL. If the calling task is cancelled,
+    the same cleanup runs shielded and the cancellation then propagates. No process started
+    by the command survives this call.
+    """
+    # Opening the log and spawning are shielded so that a cancellation arriving meanwhile
+    # cannot lose the file handle or the process; it is delivered inside the try below,
+    # where the cleanup knows what to kill.
+    try:
+        with anyio.CancelScope(shield=True):
+            log_file = await anyio.to_thread.run_sync(_open_log, log_path)
+    except OSError as exc:
+        return _not_run(f"could not open the log file {log_path}: {exc.strerror or exc}")
+
+    wall_start = time.time()
+    try:
+        with anyio.CancelScope(shield=True):
+            process = await anyio.open_process(
+                command,
+                cwd=cwd,
+                env={**os.environ, **env} if env else None,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file.fileno(),
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+    except OSError as exc:
+        return _not_run(f"could not start the run command: {exc}")
+    finally:
+        # The child holds its own copy of the descriptor; nothing was written through ours,
+        # so closing it is a plain close(2) with nothing to flush.
+        log_file.close()
+
+    started = time.monotonic()
+    tree = _ProcessTree(process.pid, wall_start)
+    exit_code: int | None = None
+    elapsed_at_kill_ms: int | None = None
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_sample_forever, tree, sample_interval_s)
+            with anyio.move_on_after(timeout_s):
+                exit_code = await process.wait()
+            tg.cancel_scope.cancel()
+
+        if exit_code is not None:
+            duration_ms = _ms_since(started)
+            with anyio.move_on_after(_KILL_WAIT_S + 1.0, shield=True):
+                await tree.stop(grace_s=None)
+        else:
+            await _notify_timeout(on_timeout, _ms_since(started), kill_grace_s)
+            elapsed_at_kill_ms = _ms_since(started)
+            with anyio.move_on_after(kill_grace_s + _CLEANUP_MARGIN_S, shield=True):
+                await tree.stop(grace_s=kill_grace_s)
+                await process.wait()
+            duration_ms = _ms_since(started)
+    except BaseException:
+        with anyio.move_on_after(kill_grace_s + _CLEANUP_MARGIN_S, shield=True):
+            await tree.stop(grace_s=kill_grace_s)
+            await process.wait()
+        raise
+
+    error: str | None = None
+    try:
+        output_bytes, tail = await anyio.to_thread.run_sync(_read_tail, log_path, tail_bytes)
+    except OSError as exc:
+        output_bytes, tail = 0, ""
+        error = f"could not read the log file {log_path}: {exc.strerror or exc}"
+    return RunOutcome(
+        exit_code=exit_code,
+        timed_out=elapsed_at_kill_ms is not None,
+        duration_ms=duration_ms,
+        elapsed_at_kill_ms=elapsed_at_kill_ms,
+        peak_rss_gb=None if tree.peak_rss is None else tree.peak_rss / _GIB,
+        output_bytes=output_bytes,
+        tail=tail,
+        error=error,
+    )
+
+
+class _ProcessTree:
+    """The processes one run started: its process group plus every descendant ever seen.
+
+    Sync methods block on /proc and are meant to run in a worker thread; only one of them
+    runs at a time (the sampler is stopped before any cleanup starts).
+    """
+
+    def __init__(self, pid: int, wall_start: float) -> None:
+        self.pgid = pid  # the shell leads its own session, so its pid is the group id
+        self.peak_rss: int | None = None
+        self._wall_start = wall_start
+        self._root: psutil.Process | None = None
+        self._root_looked_up = False
+        self._seen: dict[int, psutil.Process] = {}
+
+    def sample(self) -> None:
+        """Add up the resident memory of every living process in the tree; keep the peak."""
+        total, counted = 0, False
+        for proc in self._descendants().values():
+            try:
+                total += proc.memory_info().rss
+                counted = True
+            except psutil.Error:
+                continue
+        if counted and (self.peak_rss is None or total > self.peak_rss):
+            self.peak_rss = total
+
+    def living(self) -> list[psutil.Process]:
+        """Every member of the tree or of its process group that has not exited yet."""
+        members = self._descendants()
+        members.update(self._group_members())
+        return [proc for proc in members.values() if _alive(proc)]
+
+    def signal_living(self, sig: signal.Signals | None) -> int:
+        """Send ``sig`` (if any) to every living member; return how many there were."""
+        targets = self.living()
+        for proc in targets:
+            if sig is None:
+                break
+            try:
+                proc.send_signal(sig)  # psutil checks the create time: a reused pid is skipped
+            except psutil.Error:
+                continue
+        return len(targets)
+
+    async def stop(self, *, grace_s: float | None) -> None:
+        """Stop everything: SIGTERM and ``grace_s`` to exit (skipped if None), then SIGKILL.
+
+        SIGKILL is repeated until nothing is left (or a short deadline passes), which also
+        catches processes forked while the tree was being torn down.
+        """
+        if grace_s is not None:
+            with anyio.move_on_after(grace_s):
+                left = await self._signal(signal.SIGTERM)
+                while left:
+                    await anyio.sleep(_POLL_S)
+                    left = await anyio.to_thread.run_sync(self.signal_living, None)
+        with anyio.move_on_after(_KILL_WAIT_S):
+            while True:
+                if not await self._signal(signal.SIGKILL):
+                    return
+                await anyio.sleep(_POLL_S)
+
+    async def _signal(self, sig: signal.Signals) -> int:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pgid, sig)
+        return await anyio.to_thread.run_sync(self.signal_living, sig)
+
+    def _descendants(self) -> dict[int, psutil.Process]:
+        """Collect the root, its descendants, and remembered processes still alive (and theirs)."""
+        if not self._root_looked_up:
+            self._root_looked_up = True
+            try:
+                root = psutil.Process(self.pgid)
+                if root.create_time() >= self._wall_start - 1.0:
+                    self._root = root
+            except psutil.Error:
+                pass
+        anchors = [self._root] if self._root is not None else []
+        anchors.extend(self._seen.values())
+        found: dict[int, psutil.Process] = {}
+        for proc in anchors:
+            if proc.pid in found or not _alive(proc):
+                continue
+            found[proc.pid] = proc
+            try:
+                children = proc.children(recursive=True)
+            except psutil.Error:
+                continue
+            for child in children:
+                found.setdefault(child.pid, child)
+        # Forget the dead, remember the new (Process equality includes the create time).
+        self._seen = {pid: proc for pid, proc in found.items() if proc is not self._root}
+        return found
+
+    def _group_members(self) -> dict[int, psutil.Process]:
+        """Find processes still in the run's process group, including ones never sampled."""
+        members: dict[int, psutil.Process] = {}
+        for pid in psutil.pids():
+            try:
+                if os.getpgid(pid) == self.pgid:
+                    members[pid] = psutil.Process(pid)
+            except (OSError, psutil.Error):
+                continue
+        return members
+
+
+def _alive(proc: psutil.Process) -> bool:
+    """Whether ``proc`` still runs: same pid and create time, and not a zombie."""
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+async def _sample_forever(tree: _ProcessTree, interval_s: float) -> None:
+    while True:
+        await anyio.to_thread.run_sync(tree.sample)
+        await anyio.sleep(interval_s)
+
+
+async def _notify_timeout(
+    callback: Callable[[int], Awaitable[None]] | None, elapsed_ms: int, limit_s: float
+) -> None:
+    if callback is None:
+        return
+    try:
+        with anyio.move_on_after(limit_s):
+            await callback(elapsed_ms)
+    except Exception:
+        logger.exception("on_timeout callback failed; stopping the run anyway")
+
+
+def _open_log(path: Path) -> BinaryIO:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.open("wb", buffering=0)
+
+
+def _read_tail(path: Path, limit: int) -> tuple[int, str]:
+    """Return the log's size and its last ``limit`` bytes, cut at a line start if possible."""
+    with path.open("rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if limit <= 0 or size == 0:
+            return size, ""
+        start = max(0, size - limit)
+        # Read one byte before the window to know whether it already starts a line.
+        f.seek(max(0, start - 1))
+        data = f.read(size - max(0, start - 1))
+    if start > 0:
+        before, data = data[:1], data[1:]
+        if before != b"\n":
+            cut = data.find(b"\n")
+            if 0 <= cut < len(data) - 1:
+                data = data[cut + 1 :]
+            else:  # one long line: at least do not start inside a UTF-8 sequence
+                skip = 0
+                while skip < min(3, len(data)) and 0x80 <= data[skip] < 0xC0:
+                    skip += 1
+                data = data[skip:]
+    return size, data.decode("utf-8", errors="replace")
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def _not_run(error: str) -> RunOutcome:
+    return RunOutcome(
+        exit_code=None,
+        timed_out=False,
+        duration_ms=0,
+        elapsed_at_kill_ms=None,
+        peak_rss_gb=None,
+        output_bytes=0,
+        tail="",
+        error=error,
+    )
