@@ -1,0 +1,589 @@
+"""pygit2 behind an async face: the only module in autoresearch that touches git.
+
+Every libgit2 call runs in a worker thread (``anyio.to_thread.run_sync``) and the calls of one
+:class:`GitRepo` are serialized by a one-slot capacity limiter, because a pygit2
+``Repository`` must not be used from two threads at once. pygit2, ``KeyError`` and ``OSError``
+failures are translated here into :class:`~autoresearch.errors.GitError`.
+
+The operations that run every cycle (:meth:`GitRepo.changed_paths`, :meth:`GitRepo.commit_paths`,
+:meth:`GitRepo.restore`) only look at the files under the paths they are given: they compare the
+working tree with HEAD's tree entries for those paths and rebuild only the affected subtrees, so
+their cost follows the size of the mutable paths, not the size of the repository.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path, PurePosixPath
+from typing import TypeVar
+
+import anyio
+import anyio.to_thread
+import pygit2
+from pygit2.enums import CheckoutStrategy, FileMode, FileStatus, ResetMode
+
+from autoresearch.errors import ConfigError, GitError
+
+__all__ = ["DEFAULT_AUTHOR", "GitRepo"]
+
+DEFAULT_AUTHOR: tuple[str, str] = ("autoresearch", "autoresearch@localhost")
+"""Author and committer used when the repository's config has no ``user.name``/``user.email``."""
+
+_T = TypeVar("_T")
+_Entry = tuple[pygit2.Oid, int]  # (blob id, file mode) of one tree entry
+_BLOB_MODES = (FileMode.BLOB, FileMode.BLOB_EXECUTABLE, FileMode.LINK)
+_TRANSLATED = (pygit2.GitError, KeyError, OSError, ValueError)
+
+
+def _tree_entries(tree: pygit2.Tree, prefix: str) -> dict[str, _Entry]:
+    """Blobs and symlinks of ``tree`` at or below ``prefix`` ("" is the whole tree)."""
+    try:
+        top: pygit2.Object = tree[prefix] if prefix else tree
+    except KeyError:
+        return {}
+    if not isinstance(top, pygit2.Tree):
+        return {prefix: (top.id, top.filemode)} if top.filemode in _BLOB_MODES else {}
+    found: dict[str, _Entry] = {}
+    stack: list[tuple[str, pygit2.Tree]] = [(prefix, top)]
+    while stack:
+        base, node = stack.pop()
+        for obj in node:
+            rel = f"{base}/{obj.name}" if base else str(obj.name)
+            if isinstance(obj, pygit2.Tree):
+                stack.append((rel, obj))
+            elif obj.filemode in _BLOB_MODES:  # gitlinks (submodules) are left out
+                found[rel] = (obj.id, obj.filemode)
+    return found
+
+
+def _walk_tree(tree: pygit2.Tree, base: str = "") -> Iterator[str]:
+    """Paths of the blobs in ``tree`` depth first, which is sorted path order."""
+    for obj in tree:
+        rel = f"{base}/{obj.name}" if base else str(obj.name)
+        if isinstance(obj, pygit2.Tree):
+            yield from _walk_tree(obj, rel)
+        elif obj.filemode in _BLOB_MODES:
+            yield rel
+
+
+def _mode_of(st: os.stat_result) -> int | None:
+    """Return the git file mode of a working-tree file; None for things git cannot track."""
+    if stat.S_ISLNK(st.st_mode):
+        return FileMode.LINK
+    if stat.S_ISREG(st.st_mode):
+        return FileMode.BLOB_EXECUTABLE if st.st_mode & stat.S_IXUSR else FileMode.BLOB
+    return None
+
+
+def _build_tree(
+    repo: pygit2.Repository, base: pygit2.Tree | None, updates: dict[str, _Entry | None]
+) -> pygit2.Oid | None:
+    """Write ``base`` with ``updates`` applied (None deletes); None when the result is empty.
+
+    Only the subtrees on the way to an updated path are rewritten.
+    """
+    builder = repo.TreeBuilder(base) if base is not None else repo.TreeBuilder()
+    nested: dict[str, dict[str, _Entry | None]] = {}
+    direct: dict[str, _Entry] = {}
+    for path, entry in updates.items():
+        head, sep, rest = path.partition("/")
+        if sep:
+            nested.setdefault(head, {})[rest] = entry
+        elif entry is not None:
+            direct[head] = entry
+        elif builder.get(head) is not None:
+            builder.remove(head)
+    for name, sub_updates in nested.items():
+        existing = builder.get(name)
+        sub_base = None
+        if existing is not None and existing.filemode == FileMode.TREE:
+            sub_base = repo[existing.id].peel(pygit2.Tree)
+        sub_id = _build_tree(repo, sub_base, sub_updates)
+        if sub_id is not None:
+            builder.insert(name, sub_id, FileMode.TREE)
+        elif existing is not None and existing.filemode == FileMode.TREE:
+            builder.remove(name)
+    for name, (oid, mode) in direct.items():
+        builder.insert(name, oid, mode)
+    return builder.write() if len(builder) else None
+
+
+class GitRepo:
+    """An opened, non-bare git repository with at least one commit, used from async code.
+
+    Create it with :meth:`open`. All methods are coroutines; they run libgit2 in a worker
+    thread one at a time and raise :class:`GitError` when git fails.
+    """
+
+    root: Path
+    """The working directory, resolved."""
+
+    def __init__(self, repo: pygit2.Repository, root: Path) -> None:
+        self._repo = repo
+        self.root = root
+        self._limiter = anyio.CapacityLimiter(1)
+        self._prefix = f"{root}{os.sep}"  # string joins: pathlib is slow in the per-file loops
+
+    # -- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: Path) -> GitRepo:
+        """Open the repository whose working-tree root is ``path``.
+
+        Raises :class:`ConfigError` (``field="repo_path"``) when ``path`` is missing, is not a
+        git repository, is a bare repository, is a subdirectory of one, or has no commit yet.
+        Nothing is written.
+        """
+        repo, root = await anyio.to_thread.run_sync(cls._open_sync, Path(path))
+        return cls(repo, root)  # built here: the limiter belongs to the running event loop
+
+    @classmethod
+    async def init(cls, path: Path, message: str) -> GitRepo:
+        """Create a repository at ``path`` on branch ``main`` committing every file there.
+
+        Used by the quickstart to turn a copied example into a repository to research.
+        """
+
+        def create() -> None:
+            repo = pygit2.init_repository(str(path), initial_head="main")
+            repo.index.add_all()
+            repo.index.write()
+            tree = repo.index.write_tree()
+            try:
+                author = repo.default_signature
+            except (KeyError, pygit2.GitError):
+                author = pygit2.Signature(*DEFAULT_AUTHOR)
+            repo.create_commit("HEAD", author, author, message, tree, [])
+
+        try:
+            await anyio.to_thread.run_sync(create)
+        except _TRANSLATED as exc:
+            raise GitError(f"creating a repository at {path}: {exc}") from exc
+        return await cls.open(path)
+
+    @staticmethod
+    def _open_sync(path: Path) -> tuple[pygit2.Repository, Path]:
+        def refuse(reason: str) -> ConfigError:
+            return ConfigError(f"repo_path: {path} {reason}", field="repo_path")
+
+        if not path.exists():
+            raise refuse("does not exist")
+        if not path.is_dir():
+            raise refuse("is not a directory")
+        root = path.resolve()
+        not_a_repo = "is not a git repository (run `git init` and commit your code first)"
+        try:
+            gitdir = pygit2.discover_repository(str(root))
+            if gitdir is None:
+                raise refuse(not_a_repo)
+            repo = pygit2.Repository(gitdir)
+        except pygit2.GitError as exc:
+            raise refuse(f"cannot be opened as a git repository ({exc})") from exc
+        if repo.is_bare or repo.workdir is None:
+            raise refuse("is a bare git repository (use a clone that has a working tree)")
+        workdir = Path(repo.workdir).resolve()
+        if workdir != root:
+            raise refuse(
+                f"is inside the git repository at {workdir}; set repo_path to that root instead"
+            )
+        if repo.head_is_unborn:
+            raise refuse("has no commits yet (commit your code first)")
+        return repo, root
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    async def _run(self, what: str, func: Callable[[], _T]) -> _T:
+        """Run ``func`` in the worker thread, translating git failures into GitError."""
+        try:
+            return await anyio.to_thread.run_sync(func, limiter=self._limiter)
+        except _TRANSLATED as exc:
+            reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            raise GitError(f"{what}: {reason}") from exc
+
+    def _commit(self, rev: str) -> pygit2.Commit:
+        return self._repo.revparse_single(rev).peel(pygit2.Commit)
+
+    def _head(self) -> pygit2.Commit:
+        return self._repo.head.peel(pygit2.Commit)
+
+    def _specs(self, paths: Sequence[str]) -> list[str]:
+        """Repo-relative posix forms of ``paths``; "" stands for the whole tree."""
+        specs: set[str] = set()
+        for raw in paths:
+            pure = PurePosixPath(str(raw).replace(os.sep, "/"))
+            if pure.is_absolute():
+                try:
+                    pure = PurePosixPath(Path(raw).resolve().relative_to(self.root).as_posix())
+                except ValueError:
+                    raise GitError(f"path {raw!r} is outside the repository") from None
+            parts = [part for part in pure.parts if part not in ("", ".")]
+            if ".." in parts or (parts and parts[0] == ".git"):
+                raise GitError(f"path {raw!r} is outside the working tree")
+            specs.add("/".join(parts))
+        if "" in specs:
+            return [""]
+        # Drop paths already covered by a parent in the list.
+        return sorted(s for s in specs if not any(s.startswith(o + "/") for o in specs))
+
+    def _workdir_files(self, spec: str, tracked_dirs: set[str]) -> dict[str, os.stat_result]:
+        """Files under ``spec`` in the working tree, without ignored untracked directories."""
+        try:
+            st = os.lstat(self._prefix + spec)
+        except (FileNotFoundError, NotADirectoryError):
+            return {}
+        if not stat.S_ISDIR(st.st_mode):
+            return {spec: st}
+        found: dict[str, os.stat_result] = {}
+        stack = [spec]
+        while stack:
+            current = stack.pop()
+            with os.scandir(self._prefix + current) as entries:
+                for entry in entries:
+                    if entry.name == ".git":
+                        continue
+                    rel = f"{current}/{entry.name}" if current else entry.name
+                    if not entry.is_dir(follow_symlinks=False):
+                        found[rel] = entry.stat(follow_symlinks=False)
+                    elif rel in tracked_dirs or not (
+                        os.path.lexists(os.path.join(entry.path, ".git"))  # a nested repo
+                        or self._repo.path_is_ignored(rel)
+                    ):
+                        stack.append(rel)
+        return found
+
+    def _differs(self, rel: str, st: os.stat_result, entry: _Entry) -> bool:
+        """Whether the working-tree file ``rel`` differs from the tree entry ``entry``."""
+        mode = _mode_of(st)
+        if mode != entry[1]:
+            return True
+        path = self._prefix + rel
+        if mode == FileMode.LINK:
+            return pygit2.hash(os.readlink(os.fsencode(path))) != entry[0]
+        if pygit2.hashfile(path) == entry[0]:
+            return False  # the raw bytes match; far cheaper than the filtered hash below
+        # Filters (core.autocrlf, .gitattributes) can make different bytes the same blob.
+        return self._repo.hashfile(rel) != entry[0]
+
+    def _scan(self, specs: list[str]) -> tuple[set[str], set[str]]:
+        """Compare the files under ``specs`` with HEAD: (added or modified, deleted)."""
+        head_tree = self._head().tree
+        index = self._repo.index
+        index.read(False)
+        changed: set[str] = set()
+        deleted: set[str] = set()
+        for spec in specs:
+            tracked = _tree_entries(head_tree, spec)
+            tracked_dirs: set[str] = set()
+            for rel in tracked:
+                cut = rel.rfind("/")
+                while cut > 0 and rel[:cut] not in tracked_dirs:
+                    tracked_dirs.add(rel[:cut])
+                    cut = rel.rfind("/", 0, cut)
+            present = self._workdir_files(spec, tracked_dirs)
+            for rel, entry in tracked.items():
+                st = present.pop(rel, None)
+                if st is None or _mode_of(st) is None:
+                    deleted.add(rel)
+                elif self._differs(rel, st, entry):
+                    changed.add(rel)
+            for rel, st in present.items():
+                if _mode_of(st) is not None and (
+                    rel in index or not self._repo.path_is_ignored(rel)
+                ):
+                    changed.add(rel)
+        return changed, deleted
+
+    def _signature(self) -> pygit2.Signature:
+        try:
+            return self._repo.default_signature
+        except (KeyError, pygit2.GitError):
+            return pygit2.Signature(*DEFAULT_AUTHOR)
+
+    # -- queries -----------------------------------------------------------------------------
+
+    async def head_commit(self) -> str:
+        """Return the full hex sha of HEAD."""
+        return await self._run("reading HEAD", lambda: str(self._head().id))
+
+    async def current_branch(self) -> str | None:
+        """Return the short name of the checked-out branch, or None when HEAD is detached."""
+
+        def branch() -> str | None:
+            if self._repo.head_is_detached:
+                return None
+            return self._repo.head.shorthand
+
+        return await self._run("reading the current branch", branch)
+
+    async def branch_exists(self, name: str) -> bool:
+        """Whether the local branch ``name`` exists."""
+        return await self._run(
+            f"looking up branch {name!r}", lambda: self._repo.branches.local.get(name) is not None
+        )
+
+    async def dirty_tracked_files(self) -> list[str]:
+        """Tracked files whose index or working-tree state differs from HEAD, sorted.
+
+        Staged new files count; untracked and ignored files do not.
+        """
+
+        def dirty() -> list[str]:
+            status = self._repo.status(untracked_files="no", ignored=False)
+            ignore = FileStatus.WT_NEW | FileStatus.IGNORED
+            return sorted(path for path, flags in status.items() if flags & ~ignore)
+
+        return await self._run("reading the status", dirty)
+
+    async def changed_paths(self, paths: Sequence[str]) -> list[str]:
+        """Files under ``paths`` that differ from HEAD in the working tree, sorted.
+
+        Each path is a file or a directory. Modified, deleted and new untracked files count;
+        ignored files do not.
+        """
+        specs = self._specs(paths)
+
+        def changed() -> list[str]:
+            modified, deleted = self._scan(specs)
+            return sorted(modified | deleted)
+
+        return await self._run("comparing the working tree with HEAD", changed)
+
+    async def resolve(self, rev: str) -> str:
+        """Return the full sha of the commit named by ``rev`` (ref name, short or full sha)."""
+        return await self._run(f"resolving {rev!r}", lambda: str(self._commit(rev).id))
+
+    async def diff(self, commit: str, against: str | None = None) -> str:
+        """Unified patch text of ``commit`` compared with ``against``.
+
+        ``against`` defaults to the commit's first parent, or the empty tree for a root commit.
+        """
+
+        def patch() -> str:
+            new = self._commit(commit)
+            if against is not None:
+                base: pygit2.Tree | None = self._commit(against).tree
+            else:
+                base = new.parents[0].tree if new.parents else None
+            if base is None:
+                result = new.tree.diff_to_tree(swap=True)
+            else:
+                result = base.diff_to_tree(new.tree)
+            return result.patch or ""
+
+        return await self._run(f"diffing {commit!r}", patch)
+
+    async def tracked_files(self, limit: int = 2000) -> list[str]:
+        """Paths of the files in HEAD's tree, sorted, at most ``limit`` of them."""
+
+        def files() -> list[str]:
+            found: list[str] = []
+            for rel in _walk_tree(self._head().tree):
+                if len(found) >= limit:
+                    break
+                found.append(rel)
+            return sorted(found)
+
+        return await self._run("listing tracked files", files)
+
+    async def read_file_at(self, commit: str, path: str) -> bytes | None:
+        """Return the content of ``path`` in ``commit``, or None when it has no such file."""
+
+        def read() -> bytes | None:
+            tree = self._commit(commit).tree
+            try:
+                obj = tree[path.strip("/")]
+            except KeyError:
+                return None
+            return obj.data if isinstance(obj, pygit2.Blob) else None
+
+        return await self._run(f"reading {path!r} at {commit!r}", read)
+
+    async def commit_message(self, commit: str) -> str:
+        """Return the message of ``commit``."""
+        return await self._run(
+            f"reading the message of {commit!r}", lambda: self._commit(commit).message
+        )
+
+    # -- changes -----------------------------------------------------------------------------
+
+    async def ensure_branch(self, name: str) -> bool:
+        """Create branch ``name`` at HEAD unless it exists, then check it out safely.
+
+        Returns True when the branch was created. The checkout never overwrites or discards
+        uncommitted changes (libgit2's SAFE strategy refuses instead); when HEAD is already on
+        the branch nothing happens.
+        """
+
+        def ensure() -> bool:
+            repo = self._repo
+            head = self._head()
+            branch = repo.branches.local.get(name)
+            created = branch is None
+            if branch is None:
+                branch = repo.branches.local.create(name, head)
+            if not repo.head_is_detached and repo.head.name == branch.name:
+                return created
+            tip = branch.peel(pygit2.Commit)
+            if tip.tree.id != head.tree.id:
+                repo.checkout_tree(tip, strategy=CheckoutStrategy.SAFE)  # type: ignore[no-untyped-call]
+            repo.set_head(branch.name)
+            return created
+
+        return await self._run(f"switching to branch {name!r}", ensure)
+
+    async def exclude(self, pattern: str) -> None:
+        """Add ``pattern`` as a line of ``.git/info/exclude`` unless it is already there.
+
+        ``.gitignore`` is never touched, so the user's tracked files stay clean.
+        """
+        if not pattern.strip() or "\n" in pattern:
+            raise GitError(f"cannot add {pattern!r} to .git/info/exclude: not a single pattern")
+
+        def add() -> None:
+            path = Path(self._repo.path) / "info" / "exclude"
+            text = path.read_text(encoding="utf-8") if path.exists() else ""
+            if pattern in (line.strip() for line in text.splitlines()):
+                return
+            path.parent.mkdir(parents=True, exist_ok=True)
+            separator = "" if not text or text.endswith("\n") else "\n"
+            with path.open("a", encoding="utf-8") as handle:
+                handle.write(f"{separator}{pattern}\n")
+
+        await self._run(f"adding {pattern!r} to .git/info/exclude", add)
+
+    async def commit_paths(self, paths: Sequence[str], message: str) -> str | None:
+        """Commit exactly the changes under ``paths`` on the current branch.
+
+        Additions, modifications and deletions under ``paths`` are staged (ignored files never
+        are); everything else keeps its index and working-tree state and stays out of the
+        commit. The author and committer come from ``user.name``/``user.email`` in the repo's
+        config, else :data:`DEFAULT_AUTHOR`. Returns the new full sha, or None when nothing
+        under ``paths`` changed.
+        """
+        specs = self._specs(paths)
+
+        def commit() -> str | None:
+            repo = self._repo
+            modified, deleted = self._scan(specs)
+            if not modified and not deleted:
+                return None
+            head = self._head()
+            index = repo.index
+            updates: dict[str, _Entry | None] = {}
+            for rel in deleted:
+                if rel in index:
+                    index.remove(rel)
+                updates[rel] = None
+            for rel in sorted(modified):
+                index.add(rel)  # hashes and stores the blob, applying the repo's filters
+                staged = index[rel]
+                updates[rel] = (staged.id, staged.mode)
+            tree_id = _build_tree(repo, head.tree, updates) or repo.TreeBuilder().write()
+            if tree_id == head.tree.id:  # the files went back to HEAD's content meanwhile
+                index.write()
+                return None
+            signature = self._signature()
+            oid = repo.create_commit("HEAD", signature, signature, message, tree_id, [head.id])
+            index.write()
+            return str(oid)
+
+        return await self._run("committing", commit)
+
+    async def restore(self, commit: str, paths: Sequence[str]) -> None:
+        """Make the branch, the index and the files under ``paths`` exactly as in ``commit``.
+
+        The current branch (or the detached HEAD) moves to ``commit`` and the index is reset to
+        its tree. Files under ``paths`` are written byte for byte with their mode, and files
+        under ``paths`` that HEAD tracked but ``commit`` lacks are deleted (with directories
+        left empty). Untracked and ignored files, and everything outside ``paths``, stay.
+        """
+        specs = self._specs(paths)
+
+        def restore() -> None:
+            target = self._commit(commit)
+            head = self._head()
+            old: dict[str, _Entry] = {}
+            new: dict[str, _Entry] = {}
+            for spec in specs:
+                old.update(_tree_entries(head.tree, spec))
+                new.update(_tree_entries(target.tree, spec))
+            for rel in sorted(old.keys() - new.keys(), reverse=True):
+                self._remove_file(rel)
+            made: set[str] = set()
+            for rel, entry in sorted(new.items()):
+                self._write_file(rel, entry, made)
+            self._repo.reset(target.id, ResetMode.MIXED)
+
+        await self._run(f"restoring {commit!r}", restore)
+
+    def _remove_file(self, rel: str) -> None:
+        """Delete the working-tree file ``rel`` and the directories it leaves empty."""
+        parent = os.path.dirname(rel)
+        if parent and os.path.realpath(self._prefix + parent) != self._prefix + parent:
+            return  # a symlinked directory is in the way; never delete through it
+        try:
+            if not stat.S_ISDIR(os.lstat(self._prefix + rel).st_mode):
+                os.unlink(self._prefix + rel)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        while parent:
+            try:
+                os.rmdir(self._prefix + parent)
+            except OSError:
+                break
+            parent = os.path.dirname(parent)
+
+    def _write_file(self, rel: str, entry: _Entry, made: set[str]) -> None:
+        """Write blob ``entry`` to ``rel`` unless the file already has that content and mode."""
+        oid, mode = entry
+        self._make_parents(os.path.dirname(rel), made)
+        path = self._prefix + rel
+        try:
+            st: os.stat_result | None = os.lstat(path)
+        except FileNotFoundError:
+            st = None
+        if st is not None:
+            if _mode_of(st) == mode:
+                if mode == FileMode.LINK:
+                    current = pygit2.hash(os.readlink(os.fsencode(path)))
+                else:
+                    current = pygit2.hashfile(path)
+                if current == oid:
+                    return
+            if stat.S_ISDIR(st.st_mode):
+                shutil.rmtree(path)  # a directory stands where the file belongs
+            else:
+                os.unlink(path)
+        data = self._repo[oid].peel(pygit2.Blob).data
+        if mode == FileMode.LINK:
+            os.symlink(os.fsdecode(data), path)
+            return
+        perm = 0o777 if mode == FileMode.BLOB_EXECUTABLE else 0o666  # the umask applies
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, perm)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+
+    def _make_parents(self, parent: str, made: set[str]) -> None:
+        """Make ``parent`` a real directory chain, replacing files or symlinks in the way."""
+        if not parent or parent in made:
+            return
+        self._make_parents(os.path.dirname(parent), made)
+        path = self._prefix + parent
+        try:
+            if not stat.S_ISDIR(os.lstat(path).st_mode):  # lstat: a symlink is not a directory
+                os.unlink(path)
+                os.mkdir(path)
+        except FileNotFoundError:
+            os.mkdir(path)
+        made.add(parent)
+
+    async def set_ref(self, name: str, commit: str) -> None:
+        """Create or force-update the reference ``name`` (e.g. ``refs/autoresearch/run1/3``)."""
+
+        def update() -> None:
+            self._repo.references.create(name, self._commit(commit).id, force=True)
+
+        await self._run(f"setting {name!r}", update)
