@@ -7,14 +7,18 @@ proposer each worker uses: the offline ``local`` proposer when no provider is na
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+import anyio
 
 from autoresearch.config import ResearchConfig, load_config
 from autoresearch.emitter import EventEmitter
 from autoresearch.errors import ConfigError
 from autoresearch.proposers.base import Proposer
 from autoresearch.worker import ResearchWorker
+from autoresearch.workspace import Workspace
 
 __all__ = ["LOCAL_PROVIDER", "NeuroLink"]
 
@@ -76,6 +80,55 @@ class NeuroLink:
         chosen = proposer if proposer is not None else self._proposer_for(resolved)
         return ResearchWorker(resolved, emitter=self._emitter, proposer=chosen)
 
+    async def init_research(
+        self,
+        config: ResearchConfig | Mapping[str, Any] | None = None,
+        /,
+        *,
+        force: bool = False,
+        proposer: Proposer | None = None,
+        **options: Any,
+    ) -> ResearchWorker:
+        """Set a repository up for research (what ``autoresearch init`` does) and return its worker.
+
+        Checks everything, writes ``.autoresearch/config.json`` and creates and checks out
+        ``autoresearch/<tag>``. A repository that is already initialised is refused unless
+        ``force`` is true; with ``force`` the configuration is replaced and the results kept.
+        """
+        worker = self.create_research_worker(config, proposer=proposer, **options)
+        workspace = worker.workspace
+        if not force and await anyio.to_thread.run_sync(workspace.config_path.exists):
+            raise ConfigError(
+                f"repo_path: {worker.config.repo_path} is already initialised; pass --force "
+                "(force=True) to replace its configuration (results are kept)",
+                field="repo_path",
+            )
+        if force:
+            state = await workspace.read_state()
+            explicit = "tag" in worker.config.model_fields_set
+            if state and explicit and state.tag != worker.config.tag and state.cycle_count:
+                raise ConfigError(
+                    f"tag: this repository already has {state.cycle_count} results on tag "
+                    f"{state.tag!r}; keep that tag, or run `autoresearch reset` to start over",
+                    field="tag",
+                )
+        await worker.prepare()
+        return worker
+
+    async def load_research_worker(
+        self, repo_path: str | Path, *, proposer: Proposer | None = None, **overrides: Any
+    ) -> ResearchWorker:
+        """A worker for a repository set up earlier, from its ``.autoresearch/config.json``.
+
+        ``overrides`` replace persisted settings for this worker only (the file is not changed
+        until the worker prepares). :class:`NotInitializedError` if the repo was never set up.
+        """
+        root = await anyio.to_thread.run_sync(lambda: Path(repo_path).expanduser().resolve())
+        config = await Workspace(root).read_config()
+        if overrides:
+            config = load_config(config, **overrides)
+        return self.create_research_worker(config, proposer=proposer)
+
     def _proposer_for(self, config: ResearchConfig) -> Proposer:
         provider = config.provider or LOCAL_PROVIDER
         if provider == LOCAL_PROVIDER:
@@ -104,4 +157,6 @@ class NeuroLink:
 
     # The seed's spellings.
     createResearchWorker = create_research_worker
+    initResearch = init_research
+    loadResearchWorker = load_research_worker
     getEventEmitter = get_event_emitter

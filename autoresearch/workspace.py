@@ -221,16 +221,17 @@ class Workspace:
 
     # -- ledgers -------------------------------------------------------------------------
 
-    def _load_runs(self, metric_name: str) -> list[RunRecord]:
-        self.dir.mkdir(exist_ok=True)
-        _cut_torn_tail(self.runs_path)
-        _cut_torn_tail(self.results_path)
+    def _load_runs(self, metric_name: str, repair: bool) -> list[RunRecord]:
+        if repair:
+            self.dir.mkdir(exist_ok=True)
+            _cut_torn_tail(self.runs_path)
+            _cut_torn_tail(self.results_path)
         records: list[RunRecord] = []
         if self.runs_path.exists():
             with self.runs_path.open(encoding="utf-8") as handle:
                 for number, line in enumerate(handle, start=1):
-                    if not line.strip():
-                        continue
+                    if not line.strip() or not line.endswith("\n"):
+                        continue  # blank, or a torn last line that repair would cut
                     try:
                         records.append(RunRecord.model_validate_json(line))
                     except ValidationError as exc:
@@ -238,7 +239,8 @@ class Workspace:
                             f"{self.runs_path} line {number} is not a valid record "
                             f"({exc.errors()[0]['msg']}); remove that line to continue"
                         ) from exc
-        self._sync_results(records, metric_name)
+        if repair:
+            self._sync_results(records, metric_name)
         return records
 
     def _sync_results(self, records: Sequence[RunRecord], metric_name: str) -> None:
@@ -251,12 +253,14 @@ class Workspace:
         text = tsv_header(metric_name) + "".join(format_tsv_row(r) for r in records)
         _write_atomic(self.results_path, text)
 
-    async def load_runs(self, metric_name: str) -> list[RunRecord]:
-        """Every record in runs.jsonl, oldest first, after repairing torn lines.
+    async def load_runs(self, metric_name: str, *, repair: bool = True) -> list[RunRecord]:
+        """Every record in runs.jsonl, oldest first.
 
-        Also makes sure results.tsv exists and has one row per record.
+        With ``repair`` (what a worker does when it starts) a torn last line is cut from both
+        ledgers and results.tsv is rebuilt if it does not have one row per record; without it
+        the files are only read (what ``status`` and ``results`` do).
         """
-        return await anyio.to_thread.run_sync(self._load_runs, metric_name)
+        return await anyio.to_thread.run_sync(self._load_runs, metric_name, repair)
 
     async def append_run(self, record: RunRecord) -> None:
         """Append ``record`` to runs.jsonl, then its row to results.tsv, both fsynced."""

@@ -1,0 +1,116 @@
+"""How the CLI shows research: the status block, the results table, one-line cycle summaries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from rich.table import Table
+from rich.text import Text
+
+from autoresearch.results import CycleResult, RunRecord
+from autoresearch.workspace import ResearchState
+
+__all__ = [
+    "STATUS_STYLES",
+    "cycle_line",
+    "fmt_metric",
+    "percent_change",
+    "results_table",
+    "status_table",
+]
+
+STATUS_STYLES = {
+    "keep": "bold green",
+    "discard": "dim",
+    "crash": "red",
+    "timeout": "yellow",
+    "invalid": "magenta",
+}
+
+
+def fmt_metric(value: float | None) -> str:
+    """A metric as the ledger writes it (6 decimals), or ``-``."""
+    return "-" if value is None else f"{value:.6f}"
+
+
+def percent_change(baseline: float | None, best: float | None) -> str:
+    """``-12.3%``: how far ``best`` moved from ``baseline``."""
+    if baseline is None or best is None or baseline == 0:
+        return ""
+    return f"{(best - baseline) / abs(baseline) * 100:+.1f}%"
+
+
+def status_table(state: ResearchState, metric: str, direction: Literal["lower", "higher"]) -> Table:
+    """The ``status`` command's key/value block."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("branch", state.branch)
+    table.add_row("phase", state.phase)
+    table.add_row("cycles", f"{state.cycle_count} ({state.keep_count} kept)")
+    table.add_row("metric", f"{metric} ({direction} is better)")
+    change = percent_change(state.baseline_metric, state.best_metric)
+    table.add_row(
+        "baseline → best",
+        f"{fmt_metric(state.baseline_metric)} → {fmt_metric(state.best_metric)}"
+        + (f" ({change})" if change else ""),
+    )
+    table.add_row("best commit", (state.best_commit or "-")[:7])
+    last = state.last_status or "-"
+    table.add_row("last status", Text(last, style=STATUS_STYLES.get(last, "")))
+    return table
+
+
+def results_table(
+    records: Sequence[RunRecord],
+    metric: str,
+    direction: Literal["lower", "higher"],
+    limit: int | None = None,
+) -> Table:
+    """The ``results`` command's table; ``delta`` is against the best before each row."""
+    table = Table(title=f"{metric} ({direction} is better)", title_justify="left")
+    for name, justify in (
+        ("cycle", "right"),
+        ("commit", "left"),
+        (metric, "right"),
+        ("Δ vs best", "right"),
+        ("memory GB", "right"),
+        ("status", "left"),
+        ("description", "left"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    best: float | None = None
+    rows: list[tuple[RunRecord, str]] = []
+    for record in records:
+        delta = ""
+        if record.metric is not None and best is not None and record.status in ("keep", "discard"):
+            delta = f"{record.metric - best:+.6f}"
+        rows.append((record, delta))
+        if record.status == "keep" and record.metric is not None:
+            best = record.metric
+    shown = rows[-limit:] if limit else rows
+    for record, delta in shown:
+        style = "bold green" if record.status == "keep" else None
+        table.add_row(
+            str(record.cycle),
+            record.commit[:7],
+            fmt_metric(record.metric),
+            delta,
+            "-" if record.memory_gb is None else f"{record.memory_gb:.1f}",
+            Text(record.status, style=STATUS_STYLES.get(record.status, "")),
+            record.description,
+            style=style,
+        )
+    return table
+
+
+def cycle_line(result: CycleResult, metric: str) -> str:
+    """One plain line per cycle, for logs and pipes."""
+    value = fmt_metric(result.metric_value)
+    best = fmt_metric(result.best_metric)
+    commit = (result.commit_hash or "")[:7]
+    return (
+        f"cycle {result.cycle:>3}  {result.status:<8} {metric}={value}  best={best}  "
+        f"{commit}  {result.duration_ms / 1000:.1f}s  {result.description}"
+    )

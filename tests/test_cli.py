@@ -1,0 +1,256 @@
+"""The CLI through typer's test runner, and `run` + Ctrl-C through a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from typer.testing import CliRunner
+
+from autoresearch.cli import app, neurolink_app
+from tests.conftest import PY, git, make_repo, snapshot
+
+runner = CliRunner()
+
+SEED_INIT = [
+    "--tag", "run1",
+    "--target", "train.py",
+    "--immutable", "program.md",
+    "--run-command", f"{PY} train.py",
+    "--metric-name", "val_bpb",
+    "--metric-pattern", "^val_bpb:\\s+([\\d.]+)",
+    "--metric-direction", "lower",
+    "--timeout", "120",
+]  # fmt: skip
+
+TRAIN = """\
+import os, time
+X = 3.0
+Y = 2
+if int(os.environ.get("AUTORESEARCH_CYCLE", "1")) >= int(os.environ.get("SLOW_FROM", "999")):
+    time.sleep(120)
+print(f"val_bpb: {(X - 1) ** 2 + (Y - 4) ** 2 + 1:.6f}")
+"""
+
+
+@pytest.fixture
+def cli_repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo", {"train.py": TRAIN, "program.md": "Lower val_bpb.\n"})
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_seed_invocations_verbatim(cli_repo: Path) -> None:
+    result = runner.invoke(neurolink_app, ["autoresearch", "init", str(cli_repo), *SEED_INIT])
+    assert result.exit_code == 0, result.output
+    config = json.loads((cli_repo / ".autoresearch" / "config.json").read_text())
+    assert config["tag"] == "run1"
+    assert config["mutablePaths"] == ["train.py"]
+    assert config["immutablePaths"] == ["program.md"]
+    assert config["metric"] == {
+        "name": "val_bpb",
+        "pattern": "^val_bpb:\\s+([\\d.]+)",
+        "direction": "lower",
+    }
+    assert config["timeoutMs"] == 120_000
+    assert git(cli_repo, "rev-parse", "--abbrev-ref", "HEAD") == "autoresearch/run1"
+
+    for command in ("run-once", "status", "results"):
+        result = runner.invoke(neurolink_app, ["autoresearch", command, str(cli_repo)])
+        assert result.exit_code == 0, (command, result.output)
+    status_out = runner.invoke(app, ["status", str(cli_repo)]).stdout
+    assert "autoresearch/run1" in status_out and "1 (1 kept)" in status_out
+    results_out = runner.invoke(app, ["results", str(cli_repo)]).stdout
+    assert "baseline" in results_out and "keep" in results_out
+    result = runner.invoke(neurolink_app, ["autoresearch", "reset", str(cli_repo), "--yes"])
+    assert result.exit_code == 0 and "kept" in result.stdout
+    assert not (cli_repo / ".autoresearch").exists()
+    assert git(cli_repo, "rev-parse", "--abbrev-ref", "HEAD") == "autoresearch/run1"
+
+
+def test_run_results_show_and_json(cli_repo: Path) -> None:
+    assert invoke("init", str(cli_repo), *SEED_INIT)[0] == 0
+    code, out, _ = invoke("run", str(cli_repo), "--max-runs", "4")
+    assert code == 0
+    lines = [line for line in out.splitlines() if line.startswith("cycle")]
+    assert len(lines) == 4 and "baseline" in lines[0]
+
+    code, out, _ = invoke("results", str(cli_repo), "--json")
+    rows = json.loads(out)  # nothing but JSON on stdout
+    assert [r["cycle"] for r in rows] == [1, 2, 3, 4]
+    assert rows[1]["description"] and rows[1]["commit"]
+    code, out, _ = invoke("results", str(cli_repo), "--json", "--limit", "2")
+    assert [r["cycle"] for r in json.loads(out)] == [3, 4]
+
+    code, out, _ = invoke("status", str(cli_repo), "--json")
+    state = json.loads(out)
+    assert state["cycleCount"] == 4 and state["branch"] == "autoresearch/run1"
+
+    code, out, _ = invoke("show", str(cli_repo), "2")
+    assert code == 0
+    assert rows[1]["description"] in out
+    assert "diff --git a/train.py b/train.py" in out
+    assert "val_bpb:" in out  # the log tail
+
+
+def test_init_twice_refuses_then_force_keeps_results(cli_repo: Path) -> None:
+    assert invoke("init", str(cli_repo), *SEED_INIT)[0] == 0
+    assert invoke("run-once", str(cli_repo))[0] == 0
+    code, out, err = invoke("init", str(cli_repo), *SEED_INIT)
+    assert code == 2
+    assert "already initialised" in err and "--force" in err
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = invoke("init", str(cli_repo), *SEED_INIT[:-2], "--timeout", "30", "--force")
+    assert code == 0, err
+    assert (
+        json.loads((cli_repo / ".autoresearch" / "config.json").read_text())["timeoutMs"] == 30_000
+    )
+    assert len((cli_repo / ".autoresearch" / "runs.jsonl").read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["status", "run-once", "results", "run", "show"])
+def test_not_initialised(cli_repo: Path, command: str) -> None:
+    before = snapshot(cli_repo)
+    args = [command, str(cli_repo)] + (["1"] if command == "show" else [])
+    code, _, err = invoke(*args)
+    assert code == 2
+    assert "not initialised" in err and "autoresearch init" in err
+    assert len(err.strip().splitlines()) == 1
+    assert snapshot(cli_repo) == before
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (["--timeout", "abc"], "--timeout"),
+        (["--metric-direction", "up"], "--metric-direction"),
+        (["--timeout", "0"], "timeout_ms"),
+        (["--metric-pattern", "no group"], "capture group"),
+        (["--target", "../x.py"], "mutable_paths"),
+        (["--target", "missing.py"], "does not exist"),
+    ],
+)
+def test_bad_init_input_is_one_line_exit_2_and_writes_nothing(
+    cli_repo: Path, change: list[str], words: str
+) -> None:
+    before = snapshot(cli_repo)
+    args = list(SEED_INIT)
+    flag = change[0]
+    index = args.index(flag)
+    args[index + 1] = change[1]
+    code, out, err = invoke("init", str(cli_repo), *args)
+    assert code == 2
+    assert words in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err + out
+    assert snapshot(cli_repo) == before
+
+
+def test_show_missing_cycle(cli_repo: Path) -> None:
+    invoke("init", str(cli_repo), *SEED_INIT)
+    invoke("run-once", str(cli_repo))
+    code, _, err = invoke("show", str(cli_repo), "9")
+    assert code == 2 and "no cycle 9" in err and "1 to 1" in err
+
+
+def test_reset_asks_and_refuses_without_a_terminal(cli_repo: Path) -> None:
+    invoke("init", str(cli_repo), *SEED_INIT)
+    code, _, err = invoke("reset", str(cli_repo))
+    assert code == 2 and "--yes" in err
+    assert (cli_repo / ".autoresearch" / "config.json").exists()
+
+
+def test_help_lists_commands_and_defaults() -> None:
+    code, out, _ = invoke("--help")
+    assert code == 0
+    for command in ("init", "run-once", "run", "status", "results", "show", "reset", "quickstart"):
+        assert command in out
+    code, out, _ = invoke("init", "--help")
+    assert "--metric-direction" in out and "lower" in out and "600" in out
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["--debug", "status", str(tmp_path)])
+    assert result.exit_code != 0
+    assert result.exception is not None  # raised, not swallowed into one line
+
+
+def test_quickstart_runs_offline(tmp_path: Path) -> None:
+    target = tmp_path / "qs"
+    code, out, err = invoke("quickstart", str(target), "--cycles", "3", "--quiet")
+    assert code == 0, err
+    assert (target / ".autoresearch" / "results.tsv").exists()
+    assert len((target / ".autoresearch" / "runs.jsonl").read_text().splitlines()) == 3
+    assert "baseline" in out
+    code, _, err = invoke("quickstart", str(target))
+    assert code == 2 and "not empty" in err, err
+
+
+def _wait_for(predicate: object, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not reached")
+
+
+def test_ctrl_c_during_experiment_restores_and_records(cli_repo: Path) -> None:
+    assert invoke("init", str(cli_repo), *SEED_INIT)[0] == 0
+    env = {**os.environ, "SLOW_FROM": "2"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autoresearch", "run", str(cli_repo), "--quiet"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    state_path = cli_repo / ".autoresearch" / "state.json"
+
+    def in_second_experiment() -> bool:
+        try:
+            state = json.loads(state_path.read_text())
+        except (OSError, ValueError):
+            return False
+        return state.get("currentCycle") == 2 and state.get("phase") == "execute"
+
+    try:
+        _wait_for(in_second_experiment)
+        time.sleep(0.5)
+        experiment = [
+            p
+            for p in psutil.process_iter(["cmdline"])
+            if "train.py" in " ".join(p.info["cmdline"] or [])
+        ]
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)  # a second Ctrl-C is harmless
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    records = [
+        json.loads(x) for x in (cli_repo / ".autoresearch" / "runs.jsonl").read_text().splitlines()
+    ]
+    assert [r["status"] for r in records] == ["keep", "crash"]
+    assert "cancelled in execute" in records[1]["description"]
+    assert git(cli_repo, "rev-parse", "HEAD") == records[0]["commit"]
+    assert git(cli_repo, "status", "--porcelain") == ""
+    assert (cli_repo / "train.py").read_text() == TRAIN
+    state = json.loads(state_path.read_text())
+    assert state["cycleCount"] == 2 and state["phase"] == "idle"
+    assert experiment and not any(
+        p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in experiment
+    )
