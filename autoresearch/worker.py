@@ -63,6 +63,29 @@ T = TypeVar("T")
 CLEANUP_TIMEOUT_S = 30.0
 """How long the shielded cleanup after a cancelled cycle may take."""
 
+MAX_BASELINE_FAILURES = 3
+"""``run`` stops when the unmodified code fails this many times in a row (the setup is wrong)."""
+
+MAX_INVALID_STREAK = 10
+"""``run`` stops after this many ``invalid`` cycles in a row (the proposer cannot help)."""
+
+
+def _give_up(results: list[CycleResult]) -> str | None:
+    """Why the loop should stop by itself, if the recent results say it is going nowhere."""
+    tail = results[-MAX_INVALID_STREAK:]
+    if len(tail) == MAX_INVALID_STREAK and all(r.status == "invalid" for r in tail):
+        return (
+            f"{MAX_INVALID_STREAK} invalid cycles in a row; the proposer cannot produce a usable "
+            f"change (last: {tail[-1].description})"
+        )
+    tail = results[-MAX_BASELINE_FAILURES:]
+    if len(tail) == MAX_BASELINE_FAILURES and all(r.baseline and r.status != "keep" for r in tail):
+        return (
+            f"the baseline (the unmodified code) failed {MAX_BASELINE_FAILURES} times in a row "
+            f"({tail[-1].description}); check run_command and metric.pattern"
+        )
+    return None
+
 
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -159,7 +182,12 @@ class ResearchWorker:
     async def run(
         self, max_cycles: int | None = None, hint: str | None = None
     ) -> list[CycleResult]:
-        """Run cycles until ``max_cycles``, :meth:`stop` or cancellation; emit ``stopped``."""
+        """Run cycles until ``max_cycles``, :meth:`stop` or cancellation; emit ``stopped``.
+
+        The loop also ends by itself (reason ``error``, the results so far returned) when the
+        baseline fails three times in a row or ten cycles in a row are ``invalid``: both mean
+        that more cycles cannot help.
+        """
         if max_cycles is not None and max_cycles < 1:
             raise ConfigError("max_cycles: must be at least 1", field="max_cycles")
         self._stop_requested = False
@@ -172,6 +200,10 @@ class ResearchWorker:
                     reason = "manual"
                     break
                 results.append(await self.run_experiment_cycle(hint))
+                message = _give_up(results)
+                if message is not None:
+                    reason = "error"
+                    break
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
                 await self._emit(StoppedEvent(reason="cancelled", cycles=len(results)))

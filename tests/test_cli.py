@@ -196,6 +196,23 @@ def test_quickstart_runs_offline(tmp_path: Path) -> None:
     assert code == 2 and "not empty" in err, err
 
 
+def _processes_in(repo: Path) -> list[psutil.Process]:
+    """Live processes whose working directory is ``repo`` (the experiment's tree)."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.cwd() == str(repo) and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return found
+
+
+def _kill_orphans(repo: Path) -> None:
+    for process in _processes_in(repo):
+        process.kill()
+
+
 def _wait_for(predicate: object, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -227,11 +244,7 @@ def test_ctrl_c_during_experiment_restores_and_records(cli_repo: Path) -> None:
     try:
         _wait_for(in_second_experiment)
         time.sleep(0.5)
-        experiment = [
-            p
-            for p in psutil.process_iter(["cmdline"])
-            if "train.py" in " ".join(p.info["cmdline"] or [])
-        ]
+        experiment = _processes_in(cli_repo)
         proc.send_signal(signal.SIGINT)
         time.sleep(0.1)
         proc.send_signal(signal.SIGINT)  # a second Ctrl-C is harmless
@@ -254,3 +267,42 @@ def test_ctrl_c_during_experiment_restores_and_records(cli_repo: Path) -> None:
     assert experiment and not any(
         p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in experiment
     )
+
+
+def test_kill_9_mid_experiment_then_the_next_run_recovers(cli_repo: Path) -> None:
+    assert invoke("init", str(cli_repo), *SEED_INIT)[0] == 0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autoresearch", "run", str(cli_repo), "--quiet"],
+        env={**os.environ, "SLOW_FROM": "2"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    state_path = cli_repo / ".autoresearch" / "state.json"
+
+    def in_second_experiment() -> bool:
+        try:
+            state = json.loads(state_path.read_text())
+        except (OSError, ValueError):
+            return False
+        return state.get("currentCycle") == 2 and state.get("phase") == "execute"
+
+    try:
+        _wait_for(in_second_experiment)
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _kill_orphans(cli_repo)  # kill -9 leaves the experiment running in its own session
+    code, _, err = invoke("run-once", str(cli_repo))
+    assert code == 0, err
+    records = [
+        json.loads(x) for x in (cli_repo / ".autoresearch" / "runs.jsonl").read_text().splitlines()
+    ]
+    assert [r["cycle"] for r in records] == [1, 2, 3]
+    assert records[1]["status"] == "crash" and records[1]["description"] == "interrupted in execute"
+    state = json.loads(state_path.read_text())
+    assert state["cycleCount"] == 3 and state["phase"] == "idle" and state["currentCycle"] is None
+    assert len((cli_repo / ".autoresearch" / "results.tsv").read_text().splitlines()) == 4
+    assert git(cli_repo, "status", "--porcelain") == ""
+    assert git(cli_repo, "rev-parse", "HEAD") == state["bestCommit"]

@@ -19,7 +19,7 @@ from autoresearch import (
     ScriptedStep,
     Usage,
 )
-from tests.conftest import TRAIN, Recorder, base_config, git
+from tests.conftest import PY, TRAIN, Recorder, base_config, git
 
 pytestmark = pytest.mark.anyio
 
@@ -428,3 +428,20 @@ async def test_core_cycle_on_trio(repo: Path) -> None:
     assert [r.status for r in results] == ["keep", "keep", "discard"]
     repo_obj = pygit2.Repository(str(repo))
     assert str(repo_obj.head.target) == results[1].commit_hash
+
+
+async def test_run_gives_up_on_a_proposer_that_cannot_help(repo: Path, recorder: Recorder) -> None:
+    steps = [ScriptedStep("x", [], fail="nothing to tune") for _ in range(30)]
+    worker = worker_for(repo, steps, recorder)
+    results = await worker.run(max_cycles=30)
+    assert len(results) == 11  # the baseline, then ten invalid cycles in a row
+    stopped = recorder.of("stopped")[-1]
+    assert stopped.reason == "error" and "10 invalid cycles in a row" in stopped.message
+
+
+async def test_run_gives_up_when_the_baseline_keeps_failing(repo: Path, recorder: Recorder) -> None:
+    worker = worker_for(repo, [], recorder, runCommand=f"{PY} -c 'raise SystemExit(1)'")
+    results = await worker.run(max_cycles=10)
+    assert [r.status for r in results] == ["crash"] * 3
+    assert all(r.baseline for r in results)
+    assert "baseline" in recorder.of("stopped")[-1].message

@@ -26,6 +26,7 @@ from autoresearch.cli.render import (
 )
 from autoresearch.config import ResearchConfig
 from autoresearch.errors import AutoResearchError, ConfigError
+from autoresearch.events import StoppedEvent
 from autoresearch.facade import NeuroLink
 from autoresearch.worker import ResearchWorker
 from autoresearch.workspace import Workspace
@@ -172,6 +173,9 @@ async def _interruptible(body: Callable[[], Awaitable[T]]) -> tuple[T | None, bo
             group.start_soon(watch)
             outcome.append(await body())
             group.cancel_scope.cancel()
+    if interrupted:  # the cleanup is done; further Ctrl-C while exiting must not kill us
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
     return (outcome[0] if outcome else None), interrupted
 
 
@@ -293,22 +297,28 @@ def _view(worker: ResearchWorker, quiet: bool) -> PlainView:
 def _research(repo: Path, quiet: bool, body: Callable[[ResearchWorker], Awaitable[T]]) -> T | None:
     """Load the worker, attach the view, run ``body`` interruptibly; exit 130 when interrupted."""
     neurolink = NeuroLink()
+    stopped: list[StoppedEvent] = []
 
     async def main() -> tuple[T | None, bool]:
         worker = await neurolink.load_research_worker(repo)
         await worker.prepare()
+        emitter = neurolink.get_event_emitter()
         view = _view(worker, quiet)
-        view.attach(neurolink.get_event_emitter())
+        view.attach(emitter)
+        emitter.on(StoppedEvent, stopped.append)
         try:
             with view:
                 return await _interruptible(lambda: body(worker))
         finally:
-            view.detach(neurolink.get_event_emitter())
+            view.detach(emitter)
 
     value, interrupted = _run(main)
     if interrupted:
         _say("stopped: the interrupted cycle is recorded as crash")
         raise typer.Exit(EXIT_INTERRUPTED)
+    if stopped and stopped[-1].reason == "error":
+        _say(f"error: stopped: {stopped[-1].message}")
+        raise typer.Exit(1)
     return value
 
 
@@ -476,8 +486,12 @@ def reset(
 @app.command()
 def quickstart(
     directory: Annotated[
-        Path, typer.Argument(help="Where to create the example repository.")
-    ] = Path("autoresearch-quickstart"),
+        Path | None,
+        typer.Argument(
+            help="Where to create the example repository. [default: ./autoresearch-quickstart]",
+            show_default=False,
+        ),
+    ] = None,
     cycles: Annotated[int, typer.Option(min=1, help="How many cycles to run.")] = 12,
     quiet: QuietOpt = False,
 ) -> None:

@@ -10,7 +10,7 @@ import anyio
 from autoresearch.errors import ConfigError
 from autoresearch.gitrepo import GitRepo
 
-__all__ = ["create_quickstart", "example_dir"]
+__all__ = ["DEFAULT_NAME", "create_quickstart", "example_dir"]
 
 _FILES = ("train.py", "program.md", "README.md")
 
@@ -41,9 +41,28 @@ def _copy(target: Path) -> None:
     (target / ".gitignore").write_text("__pycache__/\n")
 
 
-async def create_quickstart(directory: Path) -> Path:
-    """Copy the example into ``directory`` (new or empty) and commit it in a new git repo."""
-    target = await anyio.to_thread.run_sync(lambda: directory.expanduser().resolve())
+DEFAULT_NAME = "autoresearch-quickstart"
+"""The folder created in the current directory when none is named."""
+
+
+def _free_default() -> Path:
+    base = Path.cwd() / DEFAULT_NAME
+    candidate, number = base, 1
+    while candidate.exists() and any(candidate.iterdir()):
+        number += 1
+        candidate = base.with_name(f"{DEFAULT_NAME}-{number}")
+    return candidate
+
+
+async def create_quickstart(directory: Path | None) -> Path:
+    """Copy the example into ``directory`` (new or empty) and commit it in a new git repo.
+
+    With no directory, ``./autoresearch-quickstart`` is used, or ``-2``, ``-3``… when taken.
+    """
+    if directory is None:
+        target = await anyio.to_thread.run_sync(_free_default)
+    else:
+        target = await anyio.to_thread.run_sync(lambda: directory.expanduser().resolve())
     await anyio.to_thread.run_sync(_copy, target)
     await GitRepo.init(target, "quickstart example")
     return target
