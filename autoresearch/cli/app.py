@@ -108,7 +108,10 @@ def _debug() -> bool:
 
 
 def _out() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = 140  # pipes and files: room for the description column
+    return console
 
 
 def _say(message: str) -> None:
