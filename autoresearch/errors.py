@@ -13,7 +13,14 @@ application can catch one type. A failed *experiment* is never an exception: it 
     ├── GitError               a git operation failed (translated from pygit2)
     ├── LockedError            another autoresearch process holds the repo
     ├── EditError              a proposed edit was refused or could not be applied
-    └── ProposerError          the proposer could not produce a plan or an edit
+    ├── ProposerError          the proposer could not produce a plan or an edit
+    ├── ProviderError          a model provider call failed (status and body attached)
+    │   ├── ProviderConnectionError   no HTTP response (connection refused, timeout)
+    │   ├── AuthenticationError       401/403: the key is missing, wrong or lacks access
+    │   ├── BadRequestError           400/404/422: the request was rejected as malformed
+    │   ├── RateLimitError            429 after the retries ran out
+    │   └── ServerError               5xx after the retries ran out
+    └── TaskError              a task-manager operation failed (unknown id, bad state, store)
 
 Foreign exceptions (pygit2, OSError, pydantic) are translated where they occur with
 ``raise ... from exc`` so the original stays on ``__cause__``.
@@ -22,13 +29,20 @@ Foreign exceptions (pygit2, OSError, pydantic) are translated where they occur w
 from __future__ import annotations
 
 __all__ = [
+    "AuthenticationError",
     "AutoResearchError",
+    "BadRequestError",
     "ConfigError",
     "EditError",
     "GitError",
     "LockedError",
     "NotInitializedError",
     "ProposerError",
+    "ProviderConnectionError",
+    "ProviderError",
+    "RateLimitError",
+    "ServerError",
+    "TaskError",
     "WorkspaceError",
 ]
 
@@ -75,3 +89,48 @@ class EditError(AutoResearchError):
 
 class ProposerError(AutoResearchError):
     """The proposer failed to produce a plan or a change (for example, unparseable output)."""
+
+
+class ProviderError(AutoResearchError):
+    """A call to a model provider failed.
+
+    ``status`` is the HTTP status (``None`` when no response arrived), ``body`` the response
+    text (cut to a few KB, secrets redacted) and ``provider`` the provider's name.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status: int | None = None,
+        body: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.status = status
+        self.body = body
+
+
+class ProviderConnectionError(ProviderError):
+    """The provider could not be reached (connection refused, DNS, timeout)."""
+
+
+class AuthenticationError(ProviderError):
+    """The provider refused the credentials (401 or 403)."""
+
+
+class BadRequestError(ProviderError):
+    """The provider rejected the request (400, 404, 422): a wrong model name, say."""
+
+
+class RateLimitError(ProviderError):
+    """The provider kept answering 429 after every retry."""
+
+
+class ServerError(ProviderError):
+    """The provider kept failing with 5xx after every retry."""
+
+
+class TaskError(AutoResearchError):
+    """A task-manager operation failed: unknown task, invalid transition, unusable store."""

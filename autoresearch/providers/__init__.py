@@ -1,0 +1,1 @@
+"""Model providers: one module per wire format, created by name through a lazy registry."""
