@@ -129,8 +129,12 @@ class ResearchConfig(CamelModel):
     min_improvement: float = 0.0
     provider: str | None = None
     model: str | None = None
+    base_url: str | None = None
+    """Where the provider's API lives, when not its usual address (never holds a key)."""
     seed: int = 0
     max_repairs: int = Field(default=1, ge=0, le=10)
+    context_budget: int = Field(default=60_000, ge=2_000)
+    """How many characters of context the agent is shown per call, at most."""
 
     @field_validator("repo_path", mode="before")
     @classmethod
