@@ -35,7 +35,7 @@ import anyio
 import anyio.to_thread
 import psutil
 
-__all__ = ["RunOutcome", "run_experiment"]
+__all__ = ["RunOutcome", "kill_orphaned_run", "run_experiment"]
 
 logger = logging.getLogger("autoresearch")
 
@@ -84,6 +84,7 @@ async def run_experiment(
     kill_grace_s: float = 5.0,
     env: Mapping[str, str] | None = None,
     on_timeout: Callable[[int], Awaitable[None]] | None = None,
+    on_start: Callable[[int], Awaitable[None]] | None = None,
     sample_interval_s: float = 0.25,
     tail_bytes: int = 64 * 1024,
 ) -> RunOutcome:
@@ -95,7 +96,8 @@ async def run_experiment(
     at most ``kill_grace_s``; its exceptions are logged and ignored), then the process tree
     gets SIGTERM, ``kill_grace_s`` to exit, and SIGKILL. If the calling task is cancelled,
     the same cleanup runs shielded and the cancellation then propagates. No process started
-    by the command survives this call.
+    by the command survives this call. ``on_start`` is awaited with the pid (which is also
+    the process group id) right after the command starts, so a caller can record it.
     """
     # Opening the log and spawning are shielded so that a cancellation arriving meanwhile
     # cannot lose the file handle or the process; it is delivered inside the try below,
@@ -130,6 +132,8 @@ async def run_experiment(
     exit_code: int | None = None
     elapsed_at_kill_ms: int | None = None
     try:
+        if on_start is not None:
+            await on_start(process.pid)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_sample_forever, tree, sample_interval_s)
             with anyio.move_on_after(timeout_s):
@@ -169,6 +173,32 @@ async def run_experiment(
         tail=tail,
         error=error,
     )
+
+
+def _kill_group_in(pgid: int, cwd: Path) -> int:
+    killed = 0
+    root = str(cwd.resolve())
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) != pgid:
+                continue
+            where = proc.cwd()
+            if where != root and not where.startswith(root + os.sep):
+                continue  # the group id was reused by something that is not ours
+            proc.kill()
+            killed += 1
+        except (psutil.Error, ProcessLookupError, PermissionError):
+            continue
+    return killed
+
+
+async def kill_orphaned_run(pgid: int, cwd: Path) -> int:
+    """Kill what is left of a run an earlier engine process started (it died with it running).
+
+    Only processes in process group ``pgid`` whose working directory is inside ``cwd`` are
+    killed, so a reused id cannot hit an unrelated program. Returns how many were killed.
+    """
+    return await anyio.to_thread.run_sync(_kill_group_in, pgid, cwd)
 
 
 class _ProcessTree:

@@ -17,7 +17,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import IO, Any, TypeVar
 
 import anyio
 
@@ -52,7 +53,7 @@ from autoresearch.gitrepo import GitRepo
 from autoresearch.metrics import find_last_number, is_improvement, to_gb
 from autoresearch.proposers.base import Analysis, Plan, Proposer, ResearchContext
 from autoresearch.results import CycleResult, RunRecord, Status, Usage
-from autoresearch.runner import RunOutcome, run_experiment
+from autoresearch.runner import RunOutcome, kill_orphaned_run, run_experiment
 from autoresearch.workspace import ResearchState, Workspace
 
 __all__ = ["ResearchWorker"]
@@ -147,6 +148,7 @@ class ResearchWorker:
         self._prepare_lock = anyio.Lock()
         self._cycle_lock = anyio.Lock()
         self._stop_requested = False
+        self._lock: IO[str] | None = None
 
     # -- public API ----------------------------------------------------------------------
 
@@ -219,6 +221,26 @@ class ResearchWorker:
         """Ask :meth:`run` to end after the cycle in progress (reason ``manual``)."""
         self._stop_requested = True
 
+    async def aclose(self) -> None:
+        """Release the repository's writer lock; the worker prepares again if used later."""
+        async with self._prepare_lock:
+            if self._lock is not None:
+                await self.workspace.release_lock(self._lock)
+                self._lock = None
+            self._prepared = False
+
+    async def __aenter__(self) -> ResearchWorker:
+        await self.prepare()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
     # The seed's spellings.
     runExperimentCycle = run_experiment_cycle
     runLoop = run
@@ -251,7 +273,20 @@ class ResearchWorker:
                 "them first (autoresearch never discards your changes)",
                 field="repo_path",
             )
-        # Nothing has been written up to here; from now on the repository is ours to set up.
+        # Nothing has been written up to here; from now on the repository is ours to set up,
+        # and no other process may write to it while this worker lives.
+        self._lock = await self.workspace.acquire_lock()
+        try:
+            await self._set_up(git, config, state, interrupted)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.workspace.release_lock(self._lock)
+            self._lock = None
+            raise
+
+    async def _set_up(
+        self, git: GitRepo, config: ResearchConfig, state: ResearchState | None, interrupted: bool
+    ) -> None:
         await git.exclude("/.autoresearch/")
         await git.ensure_branch(config.branch)
         await self.workspace.write_config(config)
@@ -294,6 +329,12 @@ class ResearchWorker:
         number = previous.current_cycle
         best = self._state.best_commit
         assert best is not None
+        if previous.experiment_pid is not None:
+            killed = await kill_orphaned_run(previous.experiment_pid, self.config.repo_path)
+            if killed:
+                logger.warning(
+                    "killed %d leftover experiment process(es) of cycle %s", killed, number
+                )
         await self._git.restore(best, self.config.mutable_paths)
         if number is not None and all(r.cycle != number for r in self._history):
             record = RunRecord(
@@ -470,6 +511,11 @@ class ResearchWorker:
                 TimeoutEvent(cycle=c.number, timeout_ms=config.timeout_ms, elapsed_ms=elapsed_ms)
             )
 
+        async def on_start(pid: int) -> None:  # so a restart can kill what a crash left running
+            assert self._state is not None
+            self._state.experiment_pid = pid
+            await self.workspace.write_state(self._state)
+
         outcome = await run_experiment(
             config.run_command,
             cwd=config.repo_path,
@@ -482,7 +528,10 @@ class ResearchWorker:
                 "AUTORESEARCH_COMMIT": c.candidate or c.parent,
             },
             on_timeout=on_timeout,
+            on_start=on_start,
         )
+        assert self._state is not None
+        self._state.experiment_pid = None
         await self.workspace.publish_log(c.number)
         return outcome
 
@@ -719,6 +768,7 @@ class ResearchWorker:
         state.phase = "idle"
         state.current_cycle = None
         state.candidate_commit = None
+        state.experiment_pid = None
         state.updated_at = _now_iso()
         await self.workspace.write_state(state)
 

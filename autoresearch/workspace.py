@@ -12,19 +12,21 @@ All blocking file work runs in worker threads.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import anyio
 from pydantic import ConfigDict, ValidationError
 
 from autoresearch._model import CamelModel
 from autoresearch.config import ResearchConfig, load_config
-from autoresearch.errors import ConfigError, NotInitializedError, WorkspaceError
+from autoresearch.errors import ConfigError, LockedError, NotInitializedError, WorkspaceError
 from autoresearch.results import RunRecord, Status
 
 __all__ = ["WORKSPACE_DIR", "ResearchState", "Workspace", "format_tsv_row", "tsv_header"]
@@ -53,6 +55,8 @@ class ResearchState(CamelModel):
     """The cycle in progress (None when idle); lets a restart detect an interrupted cycle."""
     candidate_commit: str | None = None
     """The undecided candidate of the cycle in progress, if one was committed."""
+    experiment_pid: int | None = None
+    """The running experiment's process (and process group) id, while one runs."""
 
 
 def tsv_header(metric_name: str) -> str:
@@ -140,6 +144,7 @@ class Workspace:
         self.runs_path = self.dir / "runs.jsonl"
         self.logs_dir = self.dir / "logs"
         self.run_log = self.dir / "run.log"
+        self.lock_path = self.dir / "lock"
 
     def log_path(self, cycle: int) -> Path:
         """Where cycle ``cycle``'s output goes."""
@@ -151,6 +156,52 @@ class Workspace:
             return path.relative_to(self.repo_path).as_posix()
         except ValueError:
             return str(path)
+
+    # -- the one-writer lock ---------------------------------------------------------------
+
+    def _locked_message(self, handle: IO[str]) -> str:
+        handle.seek(0)
+        holder = handle.read().strip()
+        pid = f" (pid {holder})" if holder.isdigit() else ""
+        return (
+            f"another autoresearch process{pid} is running on this repo ({self.repo_path}); "
+            "stop it first, or wait for it to finish"
+        )
+
+    def _acquire(self) -> IO[str]:
+        self.dir.mkdir(exist_ok=True)
+        handle = self.lock_path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            message = self._locked_message(handle)
+            holder = message.split("pid ")[1].split(")")[0] if "(pid " in message else None
+            handle.close()
+            raise LockedError(message, pid=int(holder) if holder else None) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        return handle
+
+    async def acquire_lock(self) -> IO[str]:
+        """Take the repo's writer lock (``flock`` on .autoresearch/lock) or raise LockedError.
+
+        The lock belongs to the open file: it is released by :meth:`release_lock`, and by the
+        operating system when the process dies, so a crashed process never leaves it stale.
+        """
+        return await anyio.to_thread.run_sync(self._acquire)
+
+    @staticmethod
+    async def release_lock(handle: IO[str]) -> None:
+        """Give the lock back."""
+        with contextlib.suppress(OSError):
+            handle.close()
+
+    async def check_unlocked(self) -> None:
+        """Raise LockedError if another process holds the lock (without keeping it)."""
+        if await anyio.to_thread.run_sync(self.lock_path.exists):
+            await self.release_lock(await self.acquire_lock())
 
     # -- config --------------------------------------------------------------------------
 

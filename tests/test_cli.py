@@ -288,13 +288,16 @@ def test_kill_9_mid_experiment_then_the_next_run_recovers(cli_repo: Path) -> Non
 
     try:
         _wait_for(in_second_experiment)
+        time.sleep(0.3)
         proc.kill()
         proc.wait(timeout=30)
+        assert _processes_in(cli_repo), "kill -9 of the engine leaves the experiment running"
+        code, _, err = invoke("run-once", str(cli_repo))
+        assert _processes_in(cli_repo) == [], "recovery kills the orphaned experiment"
     finally:
         if proc.poll() is None:
             proc.kill()
-        _kill_orphans(cli_repo)  # kill -9 leaves the experiment running in its own session
-    code, _, err = invoke("run-once", str(cli_repo))
+        _kill_orphans(cli_repo)
     assert code == 0, err
     records = [
         json.loads(x) for x in (cli_repo / ".autoresearch" / "runs.jsonl").read_text().splitlines()

@@ -397,6 +397,7 @@ async def test_run_stops_on_request_and_on_cancel(repo: Path, recorder: Recorder
 async def test_a_new_worker_continues_the_research(repo: Path) -> None:
     first = worker_for(repo, [set_x(2.0)])
     await first.run(max_cycles=2)
+    await first.aclose()
     second = worker_for(repo, [set_x(1.5)], tag=None)
     result = await second.run_experiment_cycle()
     assert (result.cycle, result.status, result.baseline) == (3, "keep", False)

@@ -277,7 +277,9 @@ def init(
         options["memory"] = {"pattern": memory_pattern, "unit": memory_unit.value}
 
     async def main() -> ResearchWorker:
-        return await NeuroLink().init_research(force=force, **options)
+        worker = await NeuroLink().init_research(force=force, **options)
+        await worker.aclose()
+        return worker
 
     worker = _run(main)
     config = worker.config
@@ -314,6 +316,8 @@ def _research(repo: Path, quiet: bool, body: Callable[[ResearchWorker], Awaitabl
                 return await _interruptible(lambda: body(worker))
         finally:
             view.detach(emitter)
+            with anyio.CancelScope(shield=True):
+                await worker.aclose()
 
     value, interrupted = _run(main)
     if interrupted:
@@ -470,6 +474,7 @@ def reset(
     if not workspace.dir.exists():
         _out().print(f"nothing to reset: {workspace.dir} does not exist", markup=False)
         return
+    _run(workspace.check_unlocked)  # never delete what a running worker is writing
     if not yes:
         if not sys.stdin.isatty() and not os.environ.get("AUTORESEARCH_ASSUME_TTY"):
             _say("error: refusing to delete results without --yes (stdin is not a terminal)")
