@@ -12,11 +12,13 @@ from types import TracebackType
 from typing import Any
 
 import anyio
+import httpx
 
 from autoresearch.config import ResearchConfig, load_config
 from autoresearch.emitter import EventEmitter
 from autoresearch.errors import ConfigError
 from autoresearch.proposers.base import Proposer
+from autoresearch.providers.base import ChatModel
 from autoresearch.worker import ResearchWorker
 from autoresearch.workspace import Workspace
 
@@ -41,11 +43,16 @@ class NeuroLink:
         *,
         api_key: str | None = None,
         base_url: str | None = None,
+        max_retries: int = 2,
+        http_client: httpx.AsyncClient | None = None,
     ) -> None:
         self.provider = provider
         self.model = model
-        self._api_key = api_key
+        self._api_key = api_key  # memory only: never written anywhere
         self._base_url = base_url
+        self._max_retries = max_retries
+        self._client = http_client
+        self._owns_client = http_client is None
         self._emitter = EventEmitter()
 
     def get_event_emitter(self) -> EventEmitter:
@@ -129,20 +136,45 @@ class NeuroLink:
             config = load_config(config, **overrides)
         return self.create_research_worker(config, proposer=proposer)
 
+    def http_client(self) -> httpx.AsyncClient:
+        """The one HTTP client every provider of this facade shares (created on first use)."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=httpx.Timeout(600.0, connect=10.0))
+            self._owns_client = True
+        return self._client
+
+    def chat_model(self, config: ResearchConfig) -> ChatModel:
+        """The chat model ``config`` names (its provider, else this facade's)."""
+        from autoresearch.providers import create_chat_model
+
+        provider = config.provider or self.provider
+        if provider is None or provider == LOCAL_PROVIDER:
+            raise ConfigError("provider: the local proposer uses no model", field="provider")
+        same_provider = provider == self.provider
+        return create_chat_model(
+            provider,
+            config.model or self.model,
+            client=self.http_client(),
+            api_key=self._api_key if same_provider else None,
+            base_url=config.base_url or (self._base_url if same_provider else None),
+            max_retries=self._max_retries,
+        )
+
     def _proposer_for(self, config: ResearchConfig) -> Proposer:
         provider = config.provider or LOCAL_PROVIDER
         if provider == LOCAL_PROVIDER:
             from autoresearch.proposers.local import LocalProposer
 
             return LocalProposer(seed=config.seed)
-        raise ConfigError(
-            f"provider: {provider!r} is not available in this version; use 'local' "
-            "(the offline proposer) or pass proposer=...",
-            field="provider",
-        )
+        from autoresearch.proposers.llm import LLMProposer
+
+        return LLMProposer(self.chat_model(config))
 
     async def aclose(self) -> None:
-        """Release what the facade holds (network clients); safe to call twice."""
+        """Close the HTTP client if the facade created it; safe to call twice."""
+        if self._client is not None and self._owns_client:
+            await self._client.aclose()
+        self._client = None
 
     async def __aenter__(self) -> NeuroLink:
         return self
