@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic.alias_generators import to_snake
+from pydantic.alias_generators import to_camel, to_snake
 
 from autoresearch._model import CamelModel
 from autoresearch.errors import ConfigError
@@ -226,6 +226,13 @@ def _overlaps(a: str, b: str) -> bool:
     return pa[:shorter] == pb[:shorter]
 
 
+def _canonical(key: str) -> str:
+    """The snake_case name of a known setting given in either spelling; others unchanged."""
+    snake = to_snake(key)
+    known = snake in ResearchConfig.model_fields and to_camel(snake) == key
+    return snake if known else key
+
+
 def _field_name(loc: tuple[int | str, ...]) -> str:
     names = [to_snake(str(part)) for part in loc if isinstance(part, str)]
     return ".".join(names) or "config"
@@ -243,10 +250,10 @@ def load_config(
     if isinstance(data, ResearchConfig):
         if not overrides:
             return data
-        merged: dict[str, Any] = data.model_dump()
+        merged: dict[str, Any] = data.model_dump(by_alias=False)
     else:
-        merged = dict(data or {})
-    merged.update(overrides)
+        merged = {_canonical(k): v for k, v in (data or {}).items()}
+    merged.update({_canonical(k): v for k, v in overrides.items()})
     try:
         return ResearchConfig.model_validate(merged)
     except ValidationError as exc:
@@ -256,6 +263,7 @@ def load_config(
         if error["type"] == "missing":
             message = "is required"
         elif error["type"] == "extra_forbidden":
+            field = ".".join(str(part) for part in error["loc"])  # as the user spelled it
             message = "is not a known setting (check its spelling)"
         elif error["type"] == "literal_error" and field.endswith("direction"):
             message = f"must be 'lower' or 'higher', got {error.get('input')!r}"

@@ -79,8 +79,14 @@ class EventEmitter:
         self._signal(name).connect(handler, sender=ANY, weak=False)
         return handler
 
-    def once(self, event: EventKey, handler: H) -> H:
-        """Like :meth:`on`, but the handler is removed after its first call."""
+    @overload
+    def once(self, event: EventKey) -> Callable[[H], H]: ...
+    @overload
+    def once(self, event: EventKey, handler: H) -> H: ...
+    def once(self, event: EventKey, handler: H | None = None) -> H | Callable[[H], H]:
+        """Like :meth:`on` (a decorator too), but the handler is removed after its first call."""
+        if handler is None:
+            return lambda func: self.once(event, func)
         name = _name_of(event)
         signal = self._signal(name)
 

@@ -28,6 +28,11 @@ Foreign exceptions (pygit2, OSError, pydantic) are translated where they occur w
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from autoresearch.results import Usage
+
 __all__ = [
     "AuthenticationError",
     "AutoResearchError",
@@ -88,7 +93,15 @@ class EditError(AutoResearchError):
 
 
 class ProposerError(AutoResearchError):
-    """The proposer failed to produce a plan or a change (for example, unparseable output)."""
+    """The proposer failed to produce a plan or a change (for example, unparseable output).
+
+    ``usage`` is what the failed attempt cost (a model call whose reply was unusable), so the
+    engine can still count it.
+    """
+
+    def __init__(self, message: str, *, usage: Usage | None = None) -> None:
+        super().__init__(message)
+        self.usage = usage
 
 
 class ProviderError(AutoResearchError):

@@ -113,10 +113,11 @@ class NeuroLink:
         if force:
             state = await workspace.read_state()
             explicit = "tag" in worker.config.model_fields_set
-            if state and explicit and state.tag != worker.config.tag and state.cycle_count:
+            if state and explicit and state.tag != worker.config.tag:
                 raise ConfigError(
-                    f"tag: this repository already has {state.cycle_count} results on tag "
-                    f"{state.tag!r}; keep that tag, or run `autoresearch reset` to start over",
+                    f"tag: this repository's research runs on tag {state.tag!r} "
+                    f"({state.cycle_count} cycles); keep that tag, or run `autoresearch reset` "
+                    "to start over",
                     field="tag",
                 )
         await worker.prepare()

@@ -15,7 +15,14 @@ from typing import Literal
 
 import anyio
 
-__all__ = ["WINDOW_BYTES", "find_last_number", "is_improvement", "parse_number", "to_gb"]
+__all__ = [
+    "WINDOW_BYTES",
+    "find_last_match",
+    "find_last_number",
+    "is_improvement",
+    "parse_number",
+    "to_gb",
+]
 
 WINDOW_BYTES = 4 * 1024 * 1024
 """How much of the log one search window holds; a single match must fit in it."""
@@ -60,13 +67,14 @@ def _scan(pattern: str, path: Path, window: int) -> str | None:
     return None
 
 
-async def find_last_number(pattern: str, path: Path, *, window: int = WINDOW_BYTES) -> float | None:
-    """The number captured by the last match of ``pattern`` in the file at ``path``.
+async def find_last_match(pattern: str, path: Path, *, window: int = WINDOW_BYTES) -> str | None:
+    """The text captured by the last match of ``pattern`` in the file at ``path`` (a thread)."""
+    return await anyio.to_thread.run_sync(_scan, pattern, path, window)
 
-    Returns ``None`` when there is no match or the match is not a finite number. Runs in a
-    worker thread.
-    """
-    raw = await anyio.to_thread.run_sync(_scan, pattern, path, window)
+
+async def find_last_number(pattern: str, path: Path, *, window: int = WINDOW_BYTES) -> float | None:
+    """The number captured by the last match, or ``None`` (no match, or not a finite number)."""
+    raw = await find_last_match(pattern, path, window=window)
     return None if raw is None else parse_number(raw)
 
 

@@ -33,7 +33,14 @@ from autoresearch.edits import (
     check_syntax,
 )
 from autoresearch.emitter import EventEmitter
-from autoresearch.errors import ConfigError, EditError, ProposerError
+from autoresearch.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConfigError,
+    EditError,
+    ProposerError,
+    ProviderError,
+)
 from autoresearch.events import (
     CommitCreatedEvent,
     CommitRevertedEvent,
@@ -50,7 +57,13 @@ from autoresearch.events import (
     TimeoutEvent,
 )
 from autoresearch.gitrepo import GitRepo
-from autoresearch.metrics import find_last_number, is_improvement, to_gb
+from autoresearch.metrics import (
+    find_last_match,
+    find_last_number,
+    is_improvement,
+    parse_number,
+    to_gb,
+)
 from autoresearch.proposers.base import Analysis, Plan, Proposer, ResearchContext
 from autoresearch.results import CycleResult, RunRecord, Status, Usage
 from autoresearch.runner import RunOutcome, kill_orphaned_run, run_experiment
@@ -459,21 +472,34 @@ class ResearchWorker:
         )
 
     async def _plan(self, c: _Cycle, context: ResearchContext, analysis: Analysis) -> Plan:
-        try:
-            plan = await self.proposer.plan(context, analysis, c.hint)
-        except ProposerError as exc:
-            raise _Invalid(f"the proposer failed: {exc}") from exc
+        plan = await self._ask(c, self.proposer.plan(context, analysis, c.hint))
         if plan.usage:
             c.usage += plan.usage
         return plan
 
     async def _implement(self, c: _Cycle, context: ResearchContext) -> ChangeSet:
         assert c.plan is not None
-        try:
-            changes = await self.proposer.implement(context, c.plan)
-        except ProposerError as exc:
-            raise _Invalid(f"the proposer failed: {exc}") from exc
+        changes = await self._ask(c, self.proposer.implement(context, c.plan))
         return await self._apply_with_repairs(c, context, changes, problem=None)
+
+    async def _ask(self, c: _Cycle, call: Awaitable[T], problem: str | None = None) -> T:
+        """Await a proposer call; its failures make the cycle invalid (and still count usage).
+
+        A model that cannot be reached or keeps failing after retries also makes the cycle
+        invalid, so a night's loop survives an outage; rejected credentials or a rejected
+        request (a wrong model name) are configuration mistakes and stop the run.
+        """
+        prefix = f"{problem}; repair failed" if problem else "the proposer failed"
+        try:
+            return await call
+        except ProposerError as exc:
+            if exc.usage:
+                c.usage += exc.usage
+            raise _Invalid(f"{prefix}: {exc}") from exc
+        except (AuthenticationError, BadRequestError):
+            raise
+        except ProviderError as exc:
+            raise _Invalid(f"{prefix}: the model call failed: {exc}") from exc
 
     async def _validate(self, c: _Cycle, context: ResearchContext, changes: ChangeSet) -> None:
         while (problem := await self._validation_problem(c)) is not None:
@@ -522,11 +548,7 @@ class ResearchWorker:
             log_path=self.workspace.log_path(c.number),
             timeout_s=config.timeout_ms / 1000,
             kill_grace_s=config.kill_grace_ms / 1000,
-            env={
-                "AUTORESEARCH_CYCLE": str(c.number),
-                "AUTORESEARCH_TAG": config.tag,
-                "AUTORESEARCH_COMMIT": c.candidate or c.parent,
-            },
+            env=self._run_env(c),
             on_timeout=on_timeout,
             on_start=on_start,
         )
@@ -535,11 +557,20 @@ class ResearchWorker:
         await self.workspace.publish_log(c.number)
         return outcome
 
+    def _run_env(self, c: _Cycle) -> dict[str, str]:
+        """What the experiment (and the validate command) learn about the cycle."""
+        return {
+            "AUTORESEARCH_CYCLE": str(c.number),
+            "AUTORESEARCH_TAG": self.config.tag,
+            "AUTORESEARCH_COMMIT": c.candidate or c.parent,
+        }
+
     async def _evaluate(self, c: _Cycle) -> _Measurement:
         assert c.outcome is not None and self._state is not None
         outcome, config = c.outcome, self.config
         log = self.workspace.log_path(c.number)
-        metric = await find_last_number(config.metric.pattern, log)
+        raw = await find_last_match(config.metric.pattern, log)
+        metric = None if raw is None else parse_number(raw)
         memory = outcome.peak_rss_gb
         if config.memory is not None:
             reading = await find_last_number(config.memory.pattern, log)
@@ -567,12 +598,12 @@ class ResearchWorker:
         if outcome.exit_code != 0:
             return _Measurement("crash", metric, memory, f"exit code {outcome.exit_code}")
         if metric is None:
-            return _Measurement(
-                "crash",
-                None,
-                memory,
-                f"no {config.metric.name} in the output (pattern did not match)",
+            why = (
+                f"no {config.metric.name} in the output (pattern did not match)"
+                if raw is None
+                else f"{config.metric.name} is not a finite number ({raw.strip()[:40]!r})"
             )
+            return _Measurement("crash", None, memory, why)
         if improved:
             return _Measurement("keep", metric, memory, "improved")
         return _Measurement("discard", metric, memory, "no improvement")
@@ -606,11 +637,12 @@ class ResearchWorker:
                 if c.repairs >= self.config.max_repairs:
                     raise _Invalid(problem)
                 c.repairs += 1
-                try:
-                    repaired = await self.proposer.repair(context, c.plan, changes, problem)
-                except ProposerError as exc:
-                    raise _Invalid(f"{problem}; repair failed: {exc}") from exc
-                if repaired is None:
+                repaired = await self._ask(
+                    c, self.proposer.repair(context, c.plan, changes, problem), problem
+                )
+                if repaired is None or not repaired.edits:  # the proposer gives up
+                    if repaired is not None and repaired.usage:
+                        c.usage += repaired.usage
                     raise _Invalid(problem)
                 changes = repaired
             if changes.usage:
@@ -631,12 +663,14 @@ class ResearchWorker:
                 log_path=self.workspace.logs_dir / f"{c.number}.validate.log",
                 timeout_s=self.config.timeout_ms / 1000,
                 kill_grace_s=self.config.kill_grace_ms / 1000,
+                env=self._run_env(c),
             )
             if outcome.exit_code != 0:
-                problem = (
-                    f"the validate command failed ({outcome.error or outcome.exit_code}): "
-                    f"{outcome.tail[-1500:]}"
-                )
+                if outcome.timed_out:
+                    why = f"timed out after {self.config.timeout_ms / 1000:g} s"
+                else:
+                    why = outcome.error or f"exit code {outcome.exit_code}"
+                problem = f"the validate command failed ({why}): {outcome.tail[-1500:]}"
         return problem
 
     async def _undo_edits(self, c: _Cycle) -> None:

@@ -48,7 +48,7 @@ pytestmark = pytest.mark.anyio
         ({"tag": "bad tag"}, "tag", "branch"),
         ({"minImprovement": -1}, "min_improvement", ">= 0"),
         ({"repoPath": None, "mutablePaths": ["train.py"]}, "repo_path", ""),
-        ({"unknownOption": 1}, "unknown_option", "not a known setting"),
+        ({"unknownOption": 1}, "unknownOption", "not a known setting"),
     ],
 )
 def test_rejected_at_creation(
@@ -159,3 +159,19 @@ def test_both_spellings_are_accepted(repo: Path) -> None:
     )
     assert camel.config == snake.config
     assert camel.config.timeoutMs == 20_000
+
+
+def test_overrides_in_either_spelling_onto_an_existing_config(repo: Path) -> None:
+    from autoresearch import load_config
+
+    config = load_config(base_config(repo))
+    assert load_config(config, timeout_ms=5_000).timeout_ms == 5_000
+    assert load_config(config, timeoutMs=6_000).timeout_ms == 6_000
+    mixed = load_config({**base_config(repo), "kill_grace_ms": 10})
+    assert mixed.kill_grace_ms == 10
+
+
+def test_a_misspelled_key_is_named_as_written(repo: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        NeuroLink().create_research_worker(base_config(repo, timeoutMS=5))
+    assert str(info.value).startswith("timeoutMS: is not a known setting")

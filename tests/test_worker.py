@@ -229,7 +229,7 @@ async def test_higher_is_better(repo: Path) -> None:
         ),
         (
             ScriptedStep("nan", [Edit(path="train.py", content="print('val_bpb: nan')\n")]),
-            "no val_bpb",
+            "val_bpb is not a finite number ('nan')",
         ),
     ],
 )

@@ -244,6 +244,15 @@ def init(
     kill_grace: Annotated[
         float, typer.Option(help="Seconds between SIGTERM and SIGKILL on timeout.")
     ] = 5.0,
+    base_url: Annotated[
+        str | None, typer.Option(help="The provider's API address, when not the usual one.")
+    ] = None,
+    max_repairs: Annotated[
+        int, typer.Option(min=0, max=10, help="Repair rounds when a change does not apply.")
+    ] = 1,
+    context_budget: Annotated[
+        int, typer.Option(min=2000, help="Characters of context shown to the agent per call.")
+    ] = 60_000,
     seed: Annotated[int, typer.Option(help="Seed of the offline proposer.")] = 0,
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing configuration (results are kept).")
@@ -264,6 +273,8 @@ def init(
         "kill_grace_ms": round(kill_grace * 1000),
         "min_improvement": min_improvement,
         "seed": seed,
+        "max_repairs": max_repairs,
+        "context_budget": context_budget,
     }
     optional = {
         "tag": tag,
@@ -271,6 +282,7 @@ def init(
         "provider": provider,
         "model": model,
         "validate_command": validate_command,
+        "base_url": base_url,
     }
     options.update({k: v for k, v in optional.items() if v is not None})
     if memory_pattern is not None:
@@ -415,7 +427,8 @@ def results(
     best = kept[-1].metric if kept else None
     change = percent_change(baseline, best)
     _out().print(
-        f"{len(records)} cycles, {len(kept)} kept; baseline {fmt_metric(baseline)} → best "
+        f"{len(records)} cycle{'s' if len(records) != 1 else ''}, {len(kept)} kept; "
+        f"baseline {fmt_metric(baseline)} → best "
         f"{fmt_metric(best)} {change}",
         markup=False,
     )
@@ -442,7 +455,7 @@ def show(
                 field="cycle",
             )
         diff = ""
-        if not record.baseline and record.status != "invalid":
+        if not record.baseline and record.commit != record.parent_commit:
             git = await GitRepo.open(workspace.repo_path)
             diff = await git.diff(record.commit)
         tail = await workspace.read_log_tail(cycle, 3000)

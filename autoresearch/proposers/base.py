@@ -82,5 +82,9 @@ class Proposer(Protocol):
     async def repair(
         self, context: ResearchContext, plan: Plan, changes: ChangeSet, problem: str
     ) -> ChangeSet | None:
-        """Fix ``changes`` given why they failed; ``None`` gives up (the cycle is invalid)."""
+        """Fix ``changes`` given why they failed.
+
+        ``None``, or a change set with no edits (which can carry the usage the attempt cost),
+        gives up: the cycle is invalid.
+        """
         ...

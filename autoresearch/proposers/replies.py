@@ -1,0 +1,142 @@
+"""Reading the model's replies: find one JSON object in free text and check its fields.
+
+Models wrap JSON in many ways. :func:`find_object` accepts the object bare, inside a Markdown
+code fence (```json or any other), or anywhere in surrounding prose (the first complete ``{...}``
+that parses). Strings may hold raw newlines and tabs, which local models often emit. Unknown keys
+are ignored everywhere. Anything unreadable raises :class:`ReplyError` with a one-line reason,
+which the engine records as the reason of an ``invalid`` cycle.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from pydantic import ValidationError
+
+from autoresearch.edits import Edit
+from autoresearch.errors import ProposerError
+
+__all__ = [
+    "MAX_DESCRIPTION_CHARS",
+    "MAX_RATIONALE_CHARS",
+    "ReplyError",
+    "find_object",
+    "read_edits",
+    "read_plan",
+]
+
+MAX_DESCRIPTION_CHARS = 300
+"""A plan's description is one line (it is the commit subject and a results.tsv cell)."""
+
+MAX_RATIONALE_CHARS = 4000
+"""A plan's rationale becomes the commit body; longer ones are cut."""
+
+_MAX_BRACES = 500  # how many '{' positions the prose scan tries before giving up
+_FENCE = re.compile(r"(`{3,}|~{3,})[^\n`]*\n(.*?)\n?\1", re.DOTALL)
+_EDIT_KEYS = frozenset(Edit.model_fields)
+_DECODER = json.JSONDecoder(strict=False)
+
+
+class ReplyError(ProposerError):
+    """The model's reply could not be used; ``usage`` is what the unusable call cost."""
+
+
+def _snippet(text: str, limit: int = 60) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _as_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = _DECODER.decode(text.strip())
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def find_object(text: str) -> dict[str, Any]:
+    """The first JSON object in ``text``: bare, fenced, or embedded in prose."""
+    text = text.lstrip("\ufeff")
+    if not text.strip():
+        raise ReplyError("the model's reply is empty")
+    found = _as_object(text)
+    if found is not None:
+        return found
+    for match in _FENCE.finditer(text):
+        found = _as_object(match.group(2))
+        if found is not None:
+            return found
+    start = text.find("{")
+    tries = 0
+    while start != -1 and tries < _MAX_BRACES:
+        tries += 1
+        try:
+            value, _ = _DECODER.raw_decode(text, start)
+        except ValueError:
+            value = None
+        if isinstance(value, dict):
+            return value
+        start = text.find("{", start + 1)
+    raise ReplyError(f"the model's reply holds no JSON object (it begins: {_snippet(text)!r})")
+
+
+def _text_field(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ReplyError(f"'{key}' in the model's reply must be a string, not {_kind(value)}")
+    return value
+
+
+def _kind(value: object) -> str:
+    kinds = {dict: "an object", list: "a list", bool: "a boolean", str: "a string"}
+    return "null" if value is None else kinds.get(type(value), "a number")
+
+
+def read_plan(data: dict[str, Any]) -> tuple[str, str]:
+    """The description (one line, capped) and the rationale of a plan reply."""
+    description = " ".join((_text_field(data, "description") or "").split())
+    if not description:
+        keys = ", ".join(sorted(data)) or "none"
+        raise ReplyError(f"the model's plan has no 'description' (keys: {keys})")
+    if len(description) > MAX_DESCRIPTION_CHARS:
+        description = description[: MAX_DESCRIPTION_CHARS - 1] + "…"
+    rationale = (_text_field(data, "rationale") or "").strip()
+    if len(rationale) > MAX_RATIONALE_CHARS:
+        rationale = rationale[: MAX_RATIONALE_CHARS - 1] + "…"
+    return description, rationale
+
+
+def _edit_problem(index: int, exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"edit {index}: {where + ': ' if where else ''}{message}"
+
+
+def read_edits(data: dict[str, Any]) -> list[Edit]:
+    """The edits of a reply, checked for shape (an empty list is returned as it is).
+
+    A single edit object instead of a list is accepted. Whether the paths may be written and
+    whether the search text matches is for the engine to decide, not the parser.
+    """
+    if "edits" not in data:
+        keys = ", ".join(sorted(data)) or "none"
+        raise ReplyError(f"the model's reply has no 'edits' (keys: {keys})")
+    raw = data["edits"]
+    if isinstance(raw, dict):
+        raw = [raw]
+    if not isinstance(raw, list):
+        raise ReplyError(f"'edits' in the model's reply must be a list, not {_kind(raw)}")
+    edits: list[Edit] = []
+    for index, item in enumerate(raw, start=1):
+        if not isinstance(item, dict):
+            raise ReplyError(f"edit {index} in the model's reply is not an object")
+        try:
+            edits.append(Edit.model_validate({k: v for k, v in item.items() if k in _EDIT_KEYS}))
+        except ValidationError as exc:
+            raise ReplyError(_edit_problem(index, exc)) from exc
+    return edits
