@@ -1,0 +1,158 @@
+"""The skeleton every wire format fills in, and the settings the registry hands it.
+
+A wire format says four things: where a request goes (:meth:`WireModel.endpoint`), which
+headers carry the credentials (:meth:`WireModel.headers`), how a :class:`ChatRequest` looks on
+the wire (:meth:`WireModel.payload`) and how to read the answer (:meth:`WireModel.read`). The
+sending, retrying and error mapping are the same for all of them and live in
+:mod:`autoresearch.providers._http`.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from autoresearch.errors import ConfigError, ProviderError
+from autoresearch.providers._http import BODY_LIMIT, Hints, JsonClient
+from autoresearch.providers.base import ChatRequest, ChatResponse
+from autoresearch.results import Usage
+
+__all__ = ["Settings", "WireModel", "chat_messages", "count", "usage"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the registry resolved for one model: arguments first, then the environment."""
+
+    provider: str
+    model: str
+    client: httpx.AsyncClient = field(repr=False)
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    key_hint: str = ""
+    """What to check after a 401/403, such as ``check ANTHROPIC_API_KEY``."""
+    max_retries: int = 2
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def setting(self, option: str, env_var: str, default: str | None = None) -> str | None:
+        """A provider-specific setting: ``options[option]``, else ``env[env_var]``, else default."""
+        value = self.options.get(option)
+        if value is None or value == "":
+            value = self.env.get(env_var) or default
+        return None if value is None else str(value)
+
+
+def count(data: Any, *path: str) -> int:
+    """The integer at ``path`` inside nested JSON objects, 0 where it is missing or null."""
+    for key in path:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data if isinstance(data, int) and not isinstance(data, bool) else 0
+
+
+def chat_messages(request: ChatRequest) -> list[dict[str, str]]:
+    """The system text as a leading ``system`` message (when there is one), then the turns."""
+    messages = [{"role": "system", "content": request.system}] if request.system else []
+    return messages + [{"role": m.role, "content": m.content} for m in request.messages]
+
+
+def usage(*, prompt: int, output: int, cache_read: int = 0, cache_write: int = 0) -> Usage:
+    """The usage of one successful call (``calls=1``).
+
+    ``prompt`` counts every input token, including those read from or written to a cache.
+    """
+    return Usage(
+        input_tokens=prompt,
+        output_tokens=output,
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        calls=1,
+    )
+
+
+class WireModel(ABC):
+    """A chat model behind one HTTP wire format; subclasses describe the format.
+
+    ``provider`` and ``model`` name it in records; ``base_url`` is where it sends. The API key
+    lives only in memory, in the subclass's headers, and never in ``repr``.
+    """
+
+    def __init__(self, settings: Settings, *, hints: Hints | None = None) -> None:
+        """``hints`` replace the default advice (check the key, the model name, the address)."""
+        url = settings.base_url or ""
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"base_url: {settings.provider} needs an http:// or https:// URL, not {url!r}",
+                field="base_url",
+            )
+        self.provider = settings.provider
+        self.model = settings.model
+        self.base_url = settings.base_url
+        self._settings = settings
+        self._http = JsonClient(
+            settings.provider,
+            settings.client,
+            max_retries=settings.max_retries,
+            secrets=(settings.api_key,),
+            hints=Hints(
+                auth=(hints and hints.auth) or settings.key_hint,
+                not_found=(hints and hints.not_found) or f"check the model name {settings.model!r}",
+                connect=(hints and hints.connect) or f"check that {settings.base_url} is reachable",
+            ),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(provider={self.provider!r}, model={self.model!r}, "
+            f"base_url={self.base_url!r})"
+        )
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        """Send ``request`` (with retries) and return the answer; raise ProviderError on failure."""
+        url = self.endpoint()
+        data = await self._http.post(url, self.payload(request), await self.headers())
+        try:
+            return self.read(data)
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+            raise self.answer_error(
+                f"the answer did not have the expected shape ({type(exc).__name__}: {exc})", data
+            ) from exc
+
+    def answer_error(self, problem: str, data: dict[str, Any]) -> ProviderError:
+        """A :class:`ProviderError` about a 200 answer that cannot be used, secrets removed."""
+        return ProviderError(
+            self._http.redact(f"{self.provider}: {problem}"),
+            provider=self.provider,
+            status=200,
+            body=self._http.redact(json.dumps(data))[:BODY_LIMIT],
+        )
+
+    def answer(self, text: str, served: Any, stop: Any, used: Usage) -> ChatResponse:
+        """A :class:`ChatResponse`; ``served`` is the model the server named, if it did."""
+        return ChatResponse(
+            text=text,
+            model=served if isinstance(served, str) and served else self.model,
+            stop_reason=stop if isinstance(stop, str) else None,
+            usage=used,
+        )
+
+    @abstractmethod
+    def endpoint(self) -> str:
+        """The URL a request is POSTed to."""
+
+    async def headers(self) -> dict[str, str]:
+        """The request headers (credentials included); none by default."""
+        return {}
+
+    @abstractmethod
+    def payload(self, request: ChatRequest) -> dict[str, Any]:
+        """``request`` as this wire format's JSON body."""
+
+    @abstractmethod
+    def read(self, data: dict[str, Any]) -> ChatResponse:
+        """The decoded JSON answer as a :class:`ChatResponse`."""
