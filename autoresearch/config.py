@@ -131,6 +131,8 @@ class ResearchConfig(CamelModel):
     model: str | None = None
     base_url: str | None = None
     """Where the provider's API lives, when not its usual address (never holds a key)."""
+    provider_options: dict[str, str] = Field(default_factory=dict)
+    """Provider-specific settings: Azure ``api_version``, Vertex ``project``/``location``…"""
     seed: int = 0
     max_repairs: int = Field(default=1, ge=0, le=10)
     context_budget: int = Field(default=60_000, ge=2_000)

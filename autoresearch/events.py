@@ -60,8 +60,16 @@ PHASES: tuple[Phase, ...] = (
     "decide",
 )
 
-StopReason = Literal["max-runs", "manual", "cancelled", "error"]
-"""Why a worker's loop ended."""
+StopReason = Literal[
+    "max-runs", "manual", "cancelled", "error", "paused", "failed", "budget-exhausted"
+]
+"""Why a worker's loop (or a task's run on the task worker) ended.
+
+``max-runs``: it ran its cycles (a task is then ``completed``); ``manual``: stopped by hand (or
+the task was deleted); ``cancelled``: the worker was cancelled (or lost a task's lease);
+``error``: the engine could not go on. Task runs also end with ``paused``, ``failed`` (too many
+failed cycles in a row) and ``budget-exhausted``.
+"""
 
 
 def _now() -> str:

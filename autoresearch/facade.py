@@ -159,6 +159,7 @@ class NeuroLink:
             api_key=self._api_key if same_provider else None,
             base_url=config.base_url or (self._base_url if same_provider else None),
             max_retries=self._max_retries,
+            options=config.provider_options or None,
         )
 
     def _proposer_for(self, config: ResearchConfig) -> Proposer:

@@ -187,6 +187,16 @@ RepoArg = Annotated[
 ]
 
 
+def _key_values(items: list[str]) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--provider-option")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
 def _split(values: list[str] | None) -> list[str]:
     return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
 
@@ -247,6 +257,10 @@ def init(
     base_url: Annotated[
         str | None, typer.Option(help="The provider's API address, when not the usual one.")
     ] = None,
+    provider_option: Annotated[
+        list[str] | None,
+        typer.Option(help="KEY=VALUE provider setting, e.g. api_version=2024-10-21 (repeatable)."),
+    ] = None,
     max_repairs: Annotated[
         int, typer.Option(min=0, max=10, help="Repair rounds when a change does not apply.")
     ] = 1,
@@ -287,6 +301,8 @@ def init(
     options.update({k: v for k, v in optional.items() if v is not None})
     if memory_pattern is not None:
         options["memory"] = {"pattern": memory_pattern, "unit": memory_unit.value}
+    if provider_option:
+        options["provider_options"] = _key_values(provider_option)
 
     async def main() -> ResearchWorker:
         worker = await NeuroLink().init_research(force=force, **options)
