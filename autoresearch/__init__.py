@@ -19,6 +19,8 @@ from autoresearch.errors import (
     LockedError,
     NotInitializedError,
     ProposerError,
+    ProviderError,
+    TaskError,
     WorkspaceError,
 )
 from autoresearch.events import (
@@ -41,6 +43,16 @@ from autoresearch.facade import NeuroLink
 from autoresearch.proposers.base import Analysis, Plan, Proposer, ResearchContext
 from autoresearch.proposers.scripted import ScriptedProposer, ScriptedStep
 from autoresearch.results import CycleResult, RunRecord, Status, Usage
+from autoresearch.tasks import (
+    ModelPrice,
+    Task,
+    TaskBudget,
+    TaskCycle,
+    TaskInfo,
+    TaskManager,
+    TaskStatus,
+    current_task_id,
+)
 from autoresearch.worker import ResearchWorker
 from autoresearch.workspace import ResearchState, Workspace
 
@@ -70,6 +82,7 @@ __all__ = [
     "MemorySpec",
     "MetricRecordedEvent",
     "MetricSpec",
+    "ModelPrice",
     "NeuroLink",
     "NotInitializedError",
     "PhaseEnterEvent",
@@ -77,6 +90,7 @@ __all__ = [
     "Plan",
     "Proposer",
     "ProposerError",
+    "ProviderError",
     "ResearchConfig",
     "ResearchContext",
     "ResearchState",
@@ -86,11 +100,19 @@ __all__ = [
     "ScriptedStep",
     "Status",
     "StoppedEvent",
+    "Task",
+    "TaskBudget",
+    "TaskCycle",
+    "TaskError",
+    "TaskInfo",
+    "TaskManager",
+    "TaskStatus",
     "TimeoutEvent",
     "Usage",
     "Workspace",
     "WorkspaceError",
     "__version__",
+    "current_task_id",
     "load_config",
     "parse_event",
 ]

@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-import httpx
 
 from autoresearch.config import ResearchConfig, load_config
 from autoresearch.emitter import EventEmitter
@@ -21,6 +20,11 @@ from autoresearch.proposers.base import Proposer
 from autoresearch.providers.base import ChatModel
 from autoresearch.worker import ResearchWorker
 from autoresearch.workspace import Workspace
+
+if TYPE_CHECKING:
+    import httpx
+
+    from autoresearch.tasks import Task, TaskInfo, TaskManager
 
 __all__ = ["LOCAL_PROVIDER", "NeuroLink"]
 
@@ -45,6 +49,7 @@ class NeuroLink:
         base_url: str | None = None,
         max_retries: int = 2,
         http_client: httpx.AsyncClient | None = None,
+        task_store: str | Path | None = None,
     ) -> None:
         self.provider = provider
         self.model = model
@@ -54,6 +59,8 @@ class NeuroLink:
         self._client = http_client
         self._owns_client = http_client is None
         self._emitter = EventEmitter()
+        self._task_store = task_store
+        self._tasks: TaskManager | None = None
 
     def get_event_emitter(self) -> EventEmitter:
         """The emitter every worker of this facade reports to."""
@@ -140,6 +147,8 @@ class NeuroLink:
     def http_client(self) -> httpx.AsyncClient:
         """The one HTTP client every provider of this facade shares (created on first use)."""
         if self._client is None:
+            import httpx  # only models need it: keep `import autoresearch` light
+
             self._client = httpx.AsyncClient(timeout=httpx.Timeout(600.0, connect=10.0))
             self._owns_client = True
         return self._client
@@ -172,6 +181,35 @@ class NeuroLink:
 
         return LLMProposer(self.chat_model(config))
 
+    @property
+    def tasks(self) -> TaskManager:
+        """The task manager over this facade's store (default ``$AUTORESEARCH_HOME/tasks.db``)."""
+        if self._tasks is None:
+            from autoresearch.tasks import TaskManager
+
+            self._tasks = TaskManager(self._task_store, neurolink=self)
+        return self._tasks
+
+    async def save_task(self, task: Task | Mapping[str, Any]) -> TaskInfo:
+        """Check and persist a research task (the seed's ``saveTask``); the task worker runs it."""
+        return await self.tasks.save(task)
+
+    async def start_task_worker(
+        self,
+        *,
+        concurrency: int | None = None,
+        poll_interval: float = 1.0,
+        stop_when_idle: bool = False,
+        lease_seconds: float = 30.0,
+    ) -> None:
+        """Run the active saved tasks until cancelled (the seed's ``startTaskWorker``)."""
+        await self.tasks.start_worker(
+            concurrency=concurrency,
+            poll_interval=poll_interval,
+            stop_when_idle=stop_when_idle,
+            lease_seconds=lease_seconds,
+        )
+
     async def aclose(self) -> None:
         """Close the HTTP client if the facade created it; safe to call twice."""
         if self._client is not None and self._owns_client:
@@ -191,6 +229,8 @@ class NeuroLink:
 
     # The seed's spellings.
     createResearchWorker = create_research_worker
+    saveTask = save_task
+    startTaskWorker = start_task_worker
     initResearch = init_research
     loadResearchWorker = load_research_worker
     getEventEmitter = get_event_emitter

@@ -11,6 +11,7 @@ import sys
 import typer
 
 from autoresearch.cli.app import app
+from autoresearch.cli.tasks import REPO_COMMANDS, task_app
 
 __all__ = ["app", "main", "neurolink_app", "neurolink_main"]
 
@@ -23,6 +24,10 @@ neurolink_app = typer.Typer(
     rich_markup_mode=None,
 )
 neurolink_app.add_typer(app, name="autoresearch")
+neurolink_app.add_typer(task_app, name="task")
+app.add_typer(task_app, name="task")
+for _name, _command in REPO_COMMANDS.items():
+    app.command(_name)(_command)
 
 
 def _take_debug(argv: list[str]) -> list[str]:

@@ -1,0 +1,387 @@
+"""The task worker: runs active tasks under leases, one cycle at a time, until they end.
+
+:class:`TaskRunner` polls the store for active tasks and starts a :class:`_TaskRun` for each one
+whose lease it gets (up to the concurrency limit, one per repository). A task run is:
+
+1. create the research worker through the facade and prepare it (this recovers a cycle that a
+   crashed worker left undecided, from state.json);
+2. before every cycle, read the task: paused, stopped or deleted ends the run; ``max_runs``,
+   the failure streak and the budget may end the task; the interval is waited out;
+3. run the cycle while a heartbeat renews the lease and watches for ``stop --now`` (which
+   cancels the cycle: the engine kills the experiment, restores the tree and records it);
+4. copy the cycle from the ledger into the task's history. A cycle the engine could not
+   finish (a model outage makes it ``invalid``) counts towards ``max_consecutive_failures``;
+   an error the engine raises (a rejected key, a broken repository) ends the task as ``failed``.
+
+Whatever ends it, the repository lock and the lease are given back and ``autoresearch:stopped``
+says why (except when the repository is busy with another process: the task stays active and is
+tried again later).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from contextvars import ContextVar
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import anyio
+
+from autoresearch.errors import AutoResearchError, ConfigError, LockedError, TaskError
+from autoresearch.events import ErrorEvent, Event, StoppedEvent, StopReason
+from autoresearch.results import RunRecord, Usage
+from autoresearch.tasks.models import ModelPrice, TaskCycle, TaskInfo, TaskStatus
+from autoresearch.tasks.store import now_iso
+
+if TYPE_CHECKING:
+    from autoresearch.tasks.manager import TaskManager
+    from autoresearch.worker import ResearchWorker
+
+__all__ = ["TaskRunner", "current_task_id"]
+
+logger = logging.getLogger("autoresearch")
+
+_current_task: ContextVar[str | None] = ContextVar("autoresearch_task", default=None)
+
+_END_REASONS: dict[TaskStatus, StopReason] = {
+    "completed": "max-runs",
+    "failed": "failed",
+    "budget-exhausted": "budget-exhausted",
+}
+
+
+def current_task_id() -> str | None:
+    """The id of the task whose worker is emitting the event being handled, if any.
+
+    Events do not name their task; a handler can call this to tell concurrent tasks apart
+    (it reads a context variable set for each task's run).
+    """
+    return _current_task.get()
+
+
+def _seconds_since(iso: str) -> float:
+    then = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    return time.time() - then.timestamp()
+
+
+class TaskRunner:
+    """One worker process's scheduler: which active tasks run here, and when."""
+
+    def __init__(
+        self,
+        manager: TaskManager,
+        *,
+        concurrency: int | None,
+        poll_interval: float,
+        stop_when_idle: bool,
+        lease_seconds: float,
+    ) -> None:
+        if concurrency is not None and concurrency < 1:
+            raise ConfigError("concurrency: must be at least 1", field="concurrency")
+        if poll_interval <= 0:
+            raise ConfigError("poll_interval: must be positive", field="poll_interval")
+        if lease_seconds <= 2 * poll_interval:
+            raise ConfigError(
+                "lease_seconds: must be more than twice poll_interval (the lease is renewed "
+                "at most once per poll)",
+                field="lease_seconds",
+            )
+        self.manager = manager
+        self.store = manager.store
+        self.concurrency = concurrency
+        self.poll_interval = poll_interval
+        self.stop_when_idle = stop_when_idle
+        self.lease_seconds = lease_seconds
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        """This worker's name in leases and in the cycle history."""
+        self._running: dict[str, str] = {}  # task id -> repository
+        self._retry_after: dict[str, float] = {}  # task id -> monotonic time
+        self._wake = anyio.Event()
+
+    async def run(self) -> None:
+        """Schedule tasks until cancelled (or idle, with ``stop_when_idle``)."""
+        async with anyio.create_task_group() as group:
+            while True:
+                active = await self.store.list("active")
+                if self.stop_when_idle and not active and not self._running:
+                    break
+                for info in active:
+                    if self.concurrency is not None and len(self._running) >= self.concurrency:
+                        break
+                    if self._may_start(info) and await self.store.acquire(
+                        info.id, self.owner, self.lease_seconds
+                    ):
+                        self._running[info.id] = info.repo_path
+                        group.start_soon(self._run_task, info.id)
+                self._wake = anyio.Event()
+                with anyio.move_on_after(self.poll_interval):
+                    await self._wake.wait()
+
+    def _may_start(self, info: TaskInfo) -> bool:
+        if info.id in self._running or info.repo_path in self._running.values():
+            return False
+        return self._retry_after.get(info.id, 0.0) <= time.monotonic()
+
+    async def _run_task(self, task_id: str) -> None:
+        _current_task.set(task_id)
+        try:
+            await _TaskRun(self, task_id).run()
+        except Exception:  # a bug in one task's run must not stop the others
+            logger.exception("task %s: the task worker failed", task_id)
+            self.retry_later(task_id)
+        finally:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self.store.release(task_id, self.owner)
+                except TaskError:
+                    logger.warning("could not release the lease of task %s", task_id)
+            self._running.pop(task_id, None)
+            self._wake.set()
+
+    def retry_later(self, task_id: str) -> None:
+        """Leave the task alone for a lease's length (its repository is busy)."""
+        self._retry_after[task_id] = time.monotonic() + self.lease_seconds
+
+
+class _Heartbeat:
+    """Renews the lease and, while a cycle runs, cancels it when ``stop --now`` is asked."""
+
+    def __init__(self, runner: TaskRunner, task_id: str) -> None:
+        self.runner = runner
+        self.task_id = task_id
+        self.cycle_scope: anyio.CancelScope | None = None
+        self.lost = False
+        self.stopped_now = False
+
+    async def run(self) -> None:
+        runner, store = self.runner, self.runner.store
+        renew_every = runner.lease_seconds / 3
+        renewed = time.monotonic()
+        while True:
+            await anyio.sleep(min(runner.poll_interval, renew_every))
+            try:
+                if time.monotonic() - renewed >= renew_every:
+                    if not await store.renew(self.task_id, runner.owner, runner.lease_seconds):
+                        self.lost = True
+                        self._cancel_cycle()
+                        return
+                    renewed = time.monotonic()
+                if self.cycle_scope is not None and await store.stop_now_requested(self.task_id):
+                    self.stopped_now = True
+                    self._cancel_cycle()
+            except TaskError as exc:  # a busy store: try again at the next beat
+                logger.warning("task %s: heartbeat failed: %s", self.task_id, exc)
+
+    def _cancel_cycle(self) -> None:
+        if self.cycle_scope is not None:
+            self.cycle_scope.cancel()
+
+
+class _TaskRun:
+    """One task on this worker, from taking its lease to giving it back."""
+
+    def __init__(self, runner: TaskRunner, task_id: str) -> None:
+        self.runner = runner
+        self.manager = runner.manager
+        self.store = runner.store
+        self.task_id = task_id
+        self.heartbeat = _Heartbeat(runner, task_id)
+        self.worker: ResearchWorker | None = None
+        self.first_cycle = 1
+        self.price: ModelPrice | None = None
+        self.recorded: set[int] = set()
+        self.cycles_run = 0
+
+    async def run(self) -> None:
+        outcome: tuple[StopReason, str | None] | None = None
+        error: Exception | None = None
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self.heartbeat.run)
+                try:
+                    outcome = await self._drive()
+                except Exception as exc:  # handled below, outside the group
+                    error = exc
+                group.cancel_scope.cancel()
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await self._record(count_failures=False)
+                await self._close()
+                await self._emit(self._stopped("cancelled", "the worker is shutting down"))
+            raise
+        with anyio.CancelScope(shield=True):
+            if isinstance(error, LockedError):  # busy with another process: try again later
+                self.runner.retry_later(self.task_id)
+                await self._emit(ErrorEvent(error_type="LockedError", message=self._who(error)))
+            elif error is not None:
+                if not isinstance(error, AutoResearchError):
+                    logger.error("task %s failed", self.task_id, exc_info=error)
+                message = f"{type(error).__name__}: {error}"
+                outcome = ("error", message)
+                await self._record(count_failures=False)
+                await self._end("failed", message)
+            await self._close()
+            if outcome is not None:
+                await self._emit(self._stopped(*outcome))
+
+    # -- the loop ------------------------------------------------------------------------
+
+    async def _drive(self) -> tuple[StopReason, str | None]:
+        info = await self.store.get(self.task_id)
+        if info is None or info.status != "active":
+            return "manual", "the task is no longer active"
+        task = info.task
+        factory = self.manager.proposer_factory
+        self.worker = self.manager.neurolink.create_research_worker(
+            task.autoresearch, proposer=factory(task) if factory else None
+        )
+        await self.worker.prepare()
+        state = self.worker.state
+        assert state is not None
+        self.first_cycle = info.first_cycle or await self.store.set_first_cycle(
+            self.task_id, state.cycle_count + 1
+        )
+        self.recorded = {c.cycle for c in await self.store.cycles(self.task_id)}
+        self.price = await self.manager.price_of(task)
+        await self._record(count_failures=False)  # a cycle the engine recovered while preparing
+        while True:
+            step = await self._before_cycle()
+            if not isinstance(step, TaskInfo):
+                return step
+            if await self._cycle(step.task.hint_for(step.cycles)):
+                return await self._after_cancel()
+
+    async def _cycle(self, hint: str | None) -> bool:
+        """Run one cycle and record it; ``True`` if the heartbeat cancelled it."""
+        assert self.worker is not None
+        with anyio.CancelScope() as scope:
+            self.heartbeat.cycle_scope = scope
+            try:
+                await self.worker.run_experiment_cycle(hint)
+            finally:
+                self.heartbeat.cycle_scope = None
+        if scope.cancelled_caught:
+            await self._record(count_failures=False)
+            return True
+        self.cycles_run += 1
+        await self._record(count_failures=True)
+        return False
+
+    async def _after_cancel(self) -> tuple[StopReason, str | None]:
+        if self.heartbeat.lost:
+            return "cancelled", "another worker took over the lease"
+        await self.store.clear_stop_now(self.task_id)
+        await self._end("stopped", "stopped by hand (now): the running cycle was cancelled")
+        return "manual", "stopped now: the running cycle was cancelled and recorded"
+
+    async def _before_cycle(self) -> TaskInfo | tuple[StopReason, str | None]:
+        """Read the task at the cycle boundary: the task to go on with, or why to stop."""
+        while True:
+            info = await self.store.get(self.task_id)
+            if info is None:
+                return "manual", "the task was deleted"
+            if self.heartbeat.lost:
+                return "cancelled", "another worker took over the lease"
+            if info.status == "paused":
+                return "paused", info.reason
+            if info.status != "active":
+                if info.stop_now:
+                    await self.store.clear_stop_now(self.task_id)
+                return "manual", info.reason or f"the task is {info.status}"
+            verdict = await self._limit_reached(info)
+            if verdict is not None:
+                status, why = verdict
+                if await self._end(status, why):
+                    return _END_REASONS[status], why
+                continue  # someone changed the status meanwhile: read it again
+            wait = self._wait_left(info)
+            if wait <= 0:
+                return info
+            await anyio.sleep(min(wait, self.runner.poll_interval))
+
+    async def _limit_reached(self, info: TaskInfo) -> tuple[TaskStatus, str] | None:
+        task = info.task
+        if task.max_runs is not None and info.cycles >= task.max_runs:
+            return "completed", f"ran {info.cycles} cycles (max_runs {task.max_runs})"
+        if info.failures >= task.max_consecutive_failures:
+            last = (await self.store.cycles(self.task_id))[-1]
+            return "failed", (
+                f"{info.failures} failed cycles in a row (last: cycle {last.cycle} {last.status}: "
+                f"{last.description})"
+            )
+        budget = task.budget
+        if budget is not None:
+            tokens = info.usage.total_tokens
+            if budget.max_tokens is not None and tokens >= budget.max_tokens:
+                return "budget-exhausted", f"used {tokens} of {budget.max_tokens} tokens"
+            if budget.max_usd is not None and info.cost_usd >= budget.max_usd:
+                return "budget-exhausted", f"spent ${info.cost_usd:.4f} of ${budget.max_usd:g}"
+        return None
+
+    @staticmethod
+    def _wait_left(info: TaskInfo) -> float:
+        if info.task.interval <= 0 or info.last_cycle_at is None:
+            return 0.0
+        return info.task.interval - _seconds_since(info.last_cycle_at)
+
+    # -- bookkeeping ---------------------------------------------------------------------
+
+    async def _record(self, *, count_failures: bool) -> None:
+        """Copy the ledger's new cycles of this task into its history."""
+        if self.worker is None:
+            return
+        new = [
+            r
+            for r in self.worker.history
+            if r.cycle >= self.first_cycle and r.cycle not in self.recorded
+        ]
+        if not new:
+            return
+        rows = [self._row(r) for r in new]
+        try:
+            await self.store.record_cycles(self.task_id, rows, count_failures=count_failures)
+        except TaskError as exc:
+            logger.warning("task %s: could not record cycles: %s", self.task_id, exc)
+            return
+        self.recorded.update(r.cycle for r in new)
+
+    def _row(self, record: RunRecord) -> TaskCycle:
+        usage = record.usage or Usage()
+        return TaskCycle(
+            task_id=self.task_id,
+            cycle=record.cycle,
+            status=record.status,
+            metric=record.metric,
+            commit_hash=record.commit,
+            description=record.description,
+            started_at=record.started_at,
+            finished_at=now_iso(),
+            duration_ms=record.duration_ms,
+            usage=usage,
+            cost_usd=self.price.cost(usage) if self.price is not None else 0.0,
+            worker=self.runner.owner,
+        )
+
+    async def _end(self, status: TaskStatus, why: str) -> bool:
+        try:
+            return await self.store.finish(self.task_id, status, why)
+        except TaskError as exc:
+            logger.warning("task %s: could not set status %s: %s", self.task_id, status, exc)
+            return False
+
+    async def _close(self) -> None:
+        if self.worker is not None:
+            await self.worker.aclose()
+
+    def _who(self, message: object) -> str:
+        return f"task {self.task_id}: {message}" if message else f"task {self.task_id}"
+
+    def _stopped(self, reason: StopReason, message: str | None) -> StoppedEvent:
+        return StoppedEvent(reason=reason, cycles=self.cycles_run, message=self._who(message))
+
+    async def _emit(self, event: Event) -> None:
+        await self.manager.neurolink.get_event_emitter().emit(event)
