@@ -175,30 +175,45 @@ async def run_experiment(
     )
 
 
-def _kill_group_in(pgid: int, cwd: Path) -> int:
+def _is_orphan(proc: psutil.Process, pgid: int | None, marker: Mapping[str, str]) -> bool:
+    if pgid is not None and os.getpgid(proc.pid) == pgid:
+        return True
+    if not marker:
+        return False
+    environ = proc.environ()
+    return all(environ.get(key) == value for key, value in marker.items())
+
+
+def _kill_orphans_in(cwd: Path, pgid: int | None, marker: Mapping[str, str]) -> int:
     killed = 0
     root = str(cwd.resolve())
+    me = os.getpid()
     for proc in psutil.process_iter():
         try:
-            if os.getpgid(proc.pid) != pgid:
+            if proc.pid == me:
                 continue
             where = proc.cwd()
             if where != root and not where.startswith(root + os.sep):
-                continue  # the group id was reused by something that is not ours
-            proc.kill()
-            killed += 1
+                continue  # never touch anything that does not run inside the repository
+            if _is_orphan(proc, pgid, marker):
+                proc.kill()
+                killed += 1
         except (psutil.Error, ProcessLookupError, PermissionError):
             continue
     return killed
 
 
-async def kill_orphaned_run(pgid: int, cwd: Path) -> int:
+async def kill_orphaned_run(
+    cwd: Path, *, pgid: int | None = None, marker: Mapping[str, str] | None = None
+) -> int:
     """Kill what is left of a run an earlier engine process started (it died with it running).
 
-    Only processes in process group ``pgid`` whose working directory is inside ``cwd`` are
-    killed, so a reused id cannot hit an unrelated program. Returns how many were killed.
+    A process is killed when it works inside ``cwd`` and either belongs to process group
+    ``pgid`` or carries every ``marker`` variable in its environment (the engine gives each run
+    AUTORESEARCH_CYCLE/TAG, which also finds a run whose pid was never recorded). Returns how
+    many were killed.
     """
-    return await anyio.to_thread.run_sync(_kill_group_in, pgid, cwd)
+    return await anyio.to_thread.run_sync(_kill_orphans_in, cwd, pgid, dict(marker or {}))
 
 
 class _ProcessTree:

@@ -24,14 +24,7 @@ import anyio
 
 from autoresearch.config import ResearchConfig
 from autoresearch.context import ContextCache, build_analysis
-from autoresearch.edits import (
-    AppliedChanges,
-    ChangeSet,
-    PathPolicy,
-    apply_changes,
-    check_config_paths,
-    check_syntax,
-)
+from autoresearch.edits import AppliedChanges, ChangeSet, PathPolicy, apply_changes, check_syntax
 from autoresearch.emitter import EventEmitter
 from autoresearch.errors import (
     AuthenticationError,
@@ -64,6 +57,7 @@ from autoresearch.metrics import (
     parse_number,
     to_gb,
 )
+from autoresearch.preflight import check_repository
 from autoresearch.proposers.base import Analysis, Plan, Proposer, ResearchContext
 from autoresearch.results import CycleResult, RunRecord, Status, Usage
 from autoresearch.runner import RunOutcome, kill_orphaned_run, run_experiment
@@ -261,31 +255,9 @@ class ResearchWorker:
     # -- preparation ---------------------------------------------------------------------
 
     async def _prepare(self) -> None:
-        config = self.config
-        git = await GitRepo.open(config.repo_path)
-        await check_config_paths(config)
-        state = await self.workspace.read_state()
-        if state is not None and state.tag != config.tag:
-            if "tag" in config.model_fields_set:
-                raise ConfigError(
-                    f"tag: this repository's research runs on tag {state.tag!r}, not "
-                    f"{config.tag!r}; use tag {state.tag!r} or reset .autoresearch/ to start over",
-                    field="tag",
-                )
-            config = config.model_copy(update={"tag": state.tag})
-            self.config = config
-        interrupted = state is not None and state.current_cycle is not None
-        dirty = await git.dirty_tracked_files()
-        if interrupted:
-            policy = PathPolicy.from_config(config)
-            dirty = [p for p in dirty if not _is_under_mutable(policy, p)]
-        if dirty:
-            shown = ", ".join(dirty[:5]) + (" …" if len(dirty) > 5 else "")
-            raise ConfigError(
-                f"repo_path: tracked files have uncommitted changes ({shown}); commit or stash "
-                "them first (autoresearch never discards your changes)",
-                field="repo_path",
-            )
+        found = await check_repository(self.config)
+        self.config = config = found.config
+        git, state, interrupted = found.git, found.state, found.interrupted
         # Nothing has been written up to here; from now on the repository is ours to set up,
         # and no other process may write to it while this worker lives.
         self._lock = await self.workspace.acquire_lock()
@@ -342,12 +314,14 @@ class ResearchWorker:
         number = previous.current_cycle
         best = self._state.best_commit
         assert best is not None
-        if previous.experiment_pid is not None:
-            killed = await kill_orphaned_run(previous.experiment_pid, self.config.repo_path)
+        if number is not None:
+            killed = await kill_orphaned_run(
+                self.config.repo_path,
+                pgid=previous.experiment_pid,
+                marker={"AUTORESEARCH_CYCLE": str(number), "AUTORESEARCH_TAG": previous.tag},
+            )
             if killed:
-                logger.warning(
-                    "killed %d leftover experiment process(es) of cycle %s", killed, number
-                )
+                logger.warning("killed %d leftover process(es) of cycle %s", killed, number)
         await self._git.restore(best, self.config.mutable_paths)
         if number is not None and all(r.cycle != number for r in self._history):
             record = RunRecord(
@@ -808,11 +782,3 @@ class ResearchWorker:
 
     async def _emit(self, event: Event) -> None:
         await self.emitter.emit(event)
-
-
-def _is_under_mutable(policy: PathPolicy, rel: str) -> bool:
-    try:
-        policy.check(rel)
-    except EditError:
-        return False
-    return True

@@ -216,3 +216,29 @@ async def test_sdk_worker_as_context_manager_releases_the_lock(repo: Path) -> No
         base_config(repo), proposer=ScriptedProposer([])
     ) as w:
         assert (await w.run_experiment_cycle()).cycle == 2
+
+
+async def test_orphans_are_found_by_group_or_by_their_cycle_marker(tmp_path: Path) -> None:
+    import psutil
+
+    from autoresearch.runner import kill_orphaned_run
+
+    inside, outside = tmp_path / "repo", tmp_path / "elsewhere"
+    inside.mkdir()
+    outside.mkdir()
+    marker = {"AUTORESEARCH_CYCLE": "7", "AUTORESEARCH_TAG": "t1"}
+    sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
+    marked = subprocess.Popen(sleep, cwd=inside, env={**os.environ, **marker})
+    grouped = subprocess.Popen(sleep, cwd=inside, start_new_session=True)
+    unmarked = subprocess.Popen(sleep, cwd=inside)
+    foreign = subprocess.Popen(sleep, cwd=outside, env={**os.environ, **marker})
+    try:
+        killed = await kill_orphaned_run(inside, pgid=grouped.pid, marker=marker)
+        assert killed == 2
+        assert marked.wait(timeout=10) == -9 and grouped.wait(timeout=10) == -9
+        assert unmarked.poll() is None and foreign.poll() is None  # not ours: left alone
+        assert psutil.pid_exists(foreign.pid)
+    finally:
+        for proc in (marked, grouped, unmarked, foreign):
+            proc.kill()
+            proc.wait()

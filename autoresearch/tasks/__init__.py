@@ -11,7 +11,6 @@ from autoresearch.tasks.manager import (
     STORE_FILE,
     ProposerFactory,
     TaskManager,
-    check_repository,
     default_home,
     default_store_path,
 )
@@ -56,7 +55,6 @@ __all__ = [
     "TaskRunner",
     "TaskStatus",
     "TaskStore",
-    "check_repository",
     "current_task_id",
     "default_home",
     "default_store_path",

@@ -18,10 +18,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from pydantic import ValidationError
 
-from autoresearch.config import ResearchConfig
-from autoresearch.edits import PathPolicy, check_config_paths
-from autoresearch.errors import AutoResearchError, ConfigError, EditError, TaskError
-from autoresearch.gitrepo import GitRepo
+from autoresearch.errors import ConfigError, TaskError
+from autoresearch.preflight import check_repository
 from autoresearch.proposers.base import Proposer
 from autoresearch.tasks.models import (
     DEFAULT_PRICES,
@@ -35,7 +33,6 @@ from autoresearch.tasks.models import (
     price_for,
 )
 from autoresearch.tasks.store import TaskStore
-from autoresearch.workspace import Workspace
 
 if TYPE_CHECKING:
     from autoresearch.facade import NeuroLink
@@ -46,7 +43,6 @@ __all__ = [
     "STORE_FILE",
     "ProposerFactory",
     "TaskManager",
-    "check_repository",
     "default_home",
     "default_store_path",
 ]
@@ -72,56 +68,6 @@ def default_home() -> Path:
 def default_store_path() -> Path:
     """Where the task store lives unless told otherwise: ``<home>/tasks.db``."""
     return default_home() / STORE_FILE
-
-
-async def check_repository(config: ResearchConfig) -> ResearchConfig:
-    """What a worker's first cycle would refuse, checked now without writing anything.
-
-    The repository must open, the configured paths must exist and tracked files must be clean
-    (except the mutable files of a cycle an earlier process left undecided, which the worker
-    restores). When the configuration leaves the tag to its default and the repository already
-    has research, the repository's tag is adopted. Raises :class:`ConfigError` naming the field.
-    """
-    git = await GitRepo.open(config.repo_path)
-    await check_config_paths(config)
-    workspace = Workspace(config.repo_path)
-    state = await workspace.read_state()
-    if "tag" not in config.model_fields_set:
-        tag = state.tag if state is not None else await _configured_tag(workspace)
-        if tag is not None:
-            config = config.model_copy(update={"tag": tag})
-    elif state is not None and state.tag != config.tag:
-        raise ConfigError(
-            f"tag: this repository's research runs on tag {state.tag!r}, not {config.tag!r}; "
-            f"use tag {state.tag!r} or reset .autoresearch/ to start over",
-            field="tag",
-        )
-    dirty = await git.dirty_tracked_files()
-    if state is not None and state.current_cycle is not None:
-        dirty = [path for path in dirty if not _mutable(PathPolicy.from_config(config), path)]
-    if dirty:
-        shown = ", ".join(dirty[:5]) + (" …" if len(dirty) > 5 else "")
-        raise ConfigError(
-            f"repo_path: tracked files have uncommitted changes ({shown}); commit or stash them "
-            "first (autoresearch never discards your changes)",
-            field="repo_path",
-        )
-    return config
-
-
-async def _configured_tag(workspace: Workspace) -> str | None:
-    try:
-        return (await workspace.read_config()).tag
-    except AutoResearchError:
-        return None
-
-
-def _mutable(policy: PathPolicy, path: str) -> bool:
-    try:
-        policy.check(path)
-    except EditError:
-        return False
-    return True
 
 
 class TaskManager:
@@ -199,7 +145,7 @@ class TaskManager:
         can be re-run after a restart.
         """
         checked = load_task(task)
-        config = await check_repository(checked.autoresearch)
+        config = (await check_repository(checked.autoresearch)).config
         checked = checked.model_copy(update={"autoresearch": config})
         await self._check_runnable(checked)
         info, _ = await self.store.save(checked)
