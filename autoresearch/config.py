@@ -15,6 +15,7 @@ from datetime import date
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
+import regex
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel, to_snake
 
@@ -51,6 +52,10 @@ def _check_pattern(pattern: str) -> str:
         compiled = re.compile(pattern, re.MULTILINE)
     except re.error as exc:
         raise ValueError(f"the regex does not compile ({exc}); check its escaping") from exc
+    try:
+        regex.compile(pattern, regex.MULTILINE)  # what the engine matches with
+    except regex.error as exc:
+        raise ValueError(f"the regex is not supported ({exc}); check its escaping") from exc
     if compiled.groups != 1:
         raise ValueError(
             f"the regex must have exactly one capture group around the number, "
@@ -137,6 +142,10 @@ class ResearchConfig(CamelModel):
     max_repairs: int = Field(default=1, ge=0, le=10)
     context_budget: int = Field(default=60_000, ge=2_000)
     """How many characters of context the agent is shown per call, at most."""
+    sandbox: Literal["none", "bwrap"] = "none"
+    """``bwrap``: run experiments with no network and a read-only filesystem but the repo."""
+    sandbox_paths: list[str] = Field(default_factory=list)
+    """Extra paths the sandboxed experiment may write (a dataset cache, an output folder)."""
 
     @field_validator("repo_path", mode="before")
     @classmethod

@@ -3,20 +3,27 @@
 The pattern is applied with ``re.MULTILINE`` and the last match wins. The log is never loaded
 whole: it is scanned backwards in line-aligned windows, so a metric printed at the end of a
 gigabyte of output is found after reading only the last window, and memory stays bounded.
+
+Matching uses the ``regex`` library (it accepts the ``re`` syntax) because it can stop a
+match after a time limit: a pattern that backtracks catastrophically on a big log fails the
+cycle with a clear reason instead of hanging the engine.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import re
+import time
 from pathlib import Path
 from typing import Literal
 
 import anyio
+import regex
 
 __all__ = [
+    "MATCH_TIME_LIMIT_S",
     "WINDOW_BYTES",
+    "PatternTooSlowError",
     "find_last_match",
     "find_last_number",
     "is_improvement",
@@ -26,6 +33,13 @@ __all__ = [
 
 WINDOW_BYTES = 4 * 1024 * 1024
 """How much of the log one search window holds; a single match must fit in it."""
+
+MATCH_TIME_LIMIT_S = 10.0
+"""How long matching one pattern against one log may take in all."""
+
+
+class PatternTooSlowError(TimeoutError):
+    """Matching the pattern took longer than :data:`MATCH_TIME_LIMIT_S`."""
 
 
 def parse_number(text: str) -> float | None:
@@ -37,15 +51,23 @@ def parse_number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _last_match(regex: re.Pattern[str], text: str) -> str | None:
+def _last_match(compiled: regex.Pattern[str], text: str, deadline: float) -> str | None:
     last: str | None = None
-    for match in regex.finditer(text):
-        last = match.group(1)
+    remaining = deadline - time.monotonic()
+    try:
+        for match in compiled.finditer(text, timeout=max(remaining, 0.001)):
+            last = match.group(1)
+    except TimeoutError:
+        raise PatternTooSlowError(
+            f"matching the pattern took over {MATCH_TIME_LIMIT_S:g} s (it backtracks "
+            "catastrophically on this output); make it more specific"
+        ) from None
     return last
 
 
-def _scan(pattern: str, path: Path, window: int) -> str | None:
-    regex = re.compile(pattern, re.MULTILINE)
+def _scan(pattern: str, path: Path, window: int, time_limit: float) -> str | None:
+    compiled = regex.compile(pattern, regex.MULTILINE)
+    deadline = time.monotonic() + time_limit
     try:
         handle = path.open("rb")
     except FileNotFoundError:
@@ -60,16 +82,25 @@ def _scan(pattern: str, path: Path, window: int) -> str | None:
             if 0 <= cut < len(chunk) - 1:  # begin the window at a line start, so ^ means it
                 chunk = chunk[cut + 1 :]
                 start += cut + 1
-            found = _last_match(regex, chunk.decode("utf-8", errors="replace"))
+            found = _last_match(compiled, chunk.decode("utf-8", errors="replace"), deadline)
             if found is not None:
                 return found
             end = start
     return None
 
 
-async def find_last_match(pattern: str, path: Path, *, window: int = WINDOW_BYTES) -> str | None:
-    """The text captured by the last match of ``pattern`` in the file at ``path`` (a thread)."""
-    return await anyio.to_thread.run_sync(_scan, pattern, path, window)
+async def find_last_match(
+    pattern: str,
+    path: Path,
+    *,
+    window: int = WINDOW_BYTES,
+    time_limit: float = MATCH_TIME_LIMIT_S,
+) -> str | None:
+    """The text captured by the last match of ``pattern`` in the file at ``path`` (a thread).
+
+    Raises :class:`PatternTooSlowError` when matching takes longer than ``time_limit``.
+    """
+    return await anyio.to_thread.run_sync(_scan, pattern, path, window, time_limit)
 
 
 async def find_last_number(pattern: str, path: Path, *, window: int = WINDOW_BYTES) -> float | None:

@@ -12,6 +12,7 @@ from autoresearch.config import ResearchConfig
 from autoresearch.edits import PathPolicy, check_config_paths
 from autoresearch.errors import AutoResearchError, ConfigError, EditError
 from autoresearch.gitrepo import GitRepo
+from autoresearch.sandbox import check_sandbox
 from autoresearch.workspace import ResearchState, Workspace
 
 __all__ = ["Preflight", "check_repository"]
@@ -57,6 +58,7 @@ async def check_repository(config: ResearchConfig) -> Preflight:
     """
     git = await GitRepo.open(config.repo_path)
     await check_config_paths(config)
+    check_sandbox(config)
     workspace = Workspace(config.repo_path)
     state = await workspace.read_state()
     if "tag" not in config.model_fields_set:

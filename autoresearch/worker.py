@@ -51,6 +51,7 @@ from autoresearch.events import (
 )
 from autoresearch.gitrepo import GitRepo
 from autoresearch.metrics import (
+    PatternTooSlowError,
     find_last_match,
     find_last_number,
     is_improvement,
@@ -61,6 +62,7 @@ from autoresearch.preflight import check_repository
 from autoresearch.proposers.base import Analysis, Plan, Proposer, ResearchContext
 from autoresearch.results import CycleResult, RunRecord, Status, Usage
 from autoresearch.runner import RunOutcome, kill_orphaned_run, run_experiment
+from autoresearch.sandbox import sandboxed_command
 from autoresearch.workspace import ResearchState, Workspace
 
 __all__ = ["ResearchWorker"]
@@ -517,7 +519,7 @@ class ResearchWorker:
             await self.workspace.write_state(self._state)
 
         outcome = await run_experiment(
-            config.run_command,
+            sandboxed_command(config.run_command, config),
             cwd=config.repo_path,
             log_path=self.workspace.log_path(c.number),
             timeout_s=config.timeout_ms / 1000,
@@ -543,14 +545,25 @@ class ResearchWorker:
         assert c.outcome is not None and self._state is not None
         outcome, config = c.outcome, self.config
         log = self.workspace.log_path(c.number)
-        raw = await find_last_match(config.metric.pattern, log)
-        metric = None if raw is None else parse_number(raw)
         memory = outcome.peak_rss_gb
-        if config.memory is not None:
-            reading = await find_last_number(config.memory.pattern, log)
-            memory = to_gb(reading, config.memory.unit) if reading is not None else None
+        try:
+            raw = await find_last_match(config.metric.pattern, log)
+            if config.memory is not None:
+                reading = await find_last_number(config.memory.pattern, log)
+                memory = to_gb(reading, config.memory.unit) if reading is not None else None
+        except PatternTooSlowError as exc:
+            return _Measurement("crash", None, memory, str(exc))
+        metric = None if raw is None else parse_number(raw)
         if outcome.error:
             return _Measurement("crash", metric, memory, outcome.error)
+        if outcome.exit_code != 0 and await self.workspace.disk_nearly_full():
+            return _Measurement(
+                "crash",
+                None,
+                memory,
+                f"exit code {outcome.exit_code}; the disk holding {self.workspace.logs_dir} is "
+                "full, so the run could not write its output (free some space)",
+            )
         if outcome.timed_out:
             return _Measurement(
                 "timeout", None, memory, f"timed out after {config.timeout_ms / 1000:g} s"
@@ -632,7 +645,7 @@ class ResearchWorker:
         problem = await check_syntax(self.config.repo_path, c.applied.files)
         if problem is None and self.config.validate_command:
             outcome = await run_experiment(
-                self.config.validate_command,
+                sandboxed_command(self.config.validate_command, self.config),
                 cwd=self.config.repo_path,
                 log_path=self.workspace.logs_dir / f"{c.number}.validate.log",
                 timeout_s=self.config.timeout_ms / 1000,

@@ -341,6 +341,17 @@ class Workspace:
 
         await anyio.to_thread.run_sync(link)
 
+    async def disk_nearly_full(self, margin_bytes: int = 1 << 20) -> bool:
+        """Whether the filesystem holding the logs has less than ``margin_bytes`` free."""
+
+        def check() -> bool:
+            try:
+                return shutil.disk_usage(self.logs_dir).free < margin_bytes
+            except OSError:
+                return False
+
+        return await anyio.to_thread.run_sync(check)
+
     async def read_log_tail(self, cycle: int, max_bytes: int = 4000) -> str | None:
         """The last ``max_bytes`` of a cycle's log, or ``None`` if it has none."""
         path = self.log_path(cycle)

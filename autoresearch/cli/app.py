@@ -93,6 +93,13 @@ class Direction(enum.StrEnum):
     HIGHER = "higher"
 
 
+class Sandbox(enum.StrEnum):
+    """Where experiments run."""
+
+    NONE = "none"
+    BWRAP = "bwrap"
+
+
 class MemoryUnit(enum.StrEnum):
     """The unit of the number the memory pattern captures."""
 
@@ -267,6 +274,13 @@ def init(
     context_budget: Annotated[
         int, typer.Option(min=2000, help="Characters of context shown to the agent per call.")
     ] = 60_000,
+    sandbox: Annotated[
+        Sandbox, typer.Option(help="bwrap: no network, read-only filesystem but the repo.")
+    ] = Sandbox.NONE,
+    sandbox_path: Annotated[
+        list[str] | None,
+        typer.Option(help="Extra path the sandboxed run may write (repeatable)."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the offline proposer.")] = 0,
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing configuration (results are kept).")
@@ -289,6 +303,8 @@ def init(
         "seed": seed,
         "max_repairs": max_repairs,
         "context_budget": context_budget,
+        "sandbox": sandbox.value,
+        "sandbox_paths": _split(sandbox_path),
     }
     optional = {
         "tag": tag,
@@ -556,3 +572,35 @@ def _python() -> str:
     import shlex
 
     return shlex.quote(sys.executable)
+
+
+# -- the picture: plot and report ------------------------------------------------------------
+
+OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="The file to write.")]
+
+
+@app.command()
+def plot(repo: RepoArg, output: OutputOpt = Path("progress.png")) -> None:
+    """Draw the metric per cycle (.png, .svg or .pdf): kept changes labelled, best marked."""
+    from autoresearch.plot import load_progress, render_plot, summarize
+
+    progress = _run(lambda: load_progress(repo))
+    with _errors():
+        written = render_plot(
+            progress.records, progress.metric, progress.direction, output, branch=progress.branch
+        )
+    summary = summarize(progress.records)
+    _out().print(f"wrote {written} ({summary.cycles} cycles, {summary.kept} kept)", markup=False)
+
+
+@app.command()
+def report(repo: RepoArg, output: OutputOpt = Path("report.html")) -> None:
+    """Write one self-contained HTML report: summary, chart, results, each kept change's diff."""
+    from autoresearch.plot import INSTALL_HINT, matplotlib_available, summarize
+    from autoresearch.report import write_report
+
+    written = _run(lambda: write_report(repo, output))
+    summary = summarize(written.progress.records)
+    _out().print(f"wrote {output} ({summary.cycles} cycles, {summary.kept} kept)", markup=False)
+    if not matplotlib_available():
+        _say(f"note: the report has no chart because matplotlib is not installed: {INSTALL_HINT}")

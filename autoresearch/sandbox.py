@@ -1,0 +1,60 @@
+"""The optional sandbox for experiments: no network, a read-only filesystem but the repo.
+
+With ``sandbox="bwrap"`` every run (and the validate command) is started through bubblewrap:
+the whole filesystem is mounted read-only, the repository and any ``sandbox_paths`` are
+writable, ``/tmp`` is a private empty tmpfs, and the network namespace is empty, so the
+experiment cannot reach any host, the machine's own services included.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+from pathlib import Path
+
+from autoresearch.config import ResearchConfig
+from autoresearch.errors import ConfigError
+
+__all__ = ["BWRAP", "check_sandbox", "sandboxed_command", "writable_paths"]
+
+BWRAP = "bwrap"
+"""The bubblewrap executable looked up on PATH."""
+
+
+def writable_paths(config: ResearchConfig) -> list[Path]:
+    """The repository and the extra writable paths (relative ones are inside the repo)."""
+    extra = [
+        config.repo_path / p if not Path(p).is_absolute() else Path(p) for p in config.sandbox_paths
+    ]
+    return [config.repo_path, *extra]
+
+
+def check_sandbox(config: ResearchConfig) -> None:
+    """Raise :class:`ConfigError` if the configured sandbox cannot be used here."""
+    if config.sandbox == "none":
+        return
+    if shutil.which(BWRAP) is None:
+        raise ConfigError(
+            "sandbox: bwrap (bubblewrap) is not installed; install it (Debian/Ubuntu: "
+            "apt-get install bubblewrap, Fedora: dnf install bubblewrap) or set sandbox to none",
+            field="sandbox",
+        )
+    for path in writable_paths(config)[1:]:
+        if not path.exists():
+            raise ConfigError(
+                f"sandbox_paths: {path} does not exist; create it or remove it from the list",
+                field="sandbox_paths",
+            )
+
+
+def sandboxed_command(command: str, config: ResearchConfig) -> str:
+    """``command`` as the shell should run it under the configured sandbox."""
+    if config.sandbox == "none":
+        return command
+    args = [BWRAP, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    for path in writable_paths(config):
+        resolved = str(path.resolve())
+        args += ["--bind", resolved, resolved]
+    args += ["--unshare-net", "--die-with-parent", "--chdir", str(config.repo_path)]
+    args += ["--", "/bin/sh", "-c", command]
+    return shlex.join(args)
