@@ -313,6 +313,12 @@ class _ProcessTree:
 
     def _group_members(self) -> dict[int, psutil.Process]:
         """Find processes still in the run's process group, including ones never sampled."""
+        try:
+            os.killpg(self.pgid, 0)  # one syscall answers "is anything left in the group?"
+        except ProcessLookupError:
+            return {}
+        except PermissionError:
+            pass
         members: dict[int, psutil.Process] = {}
         for pid in psutil.pids():
             try:

@@ -73,6 +73,8 @@ T = TypeVar("T")
 CLEANUP_TIMEOUT_S = 30.0
 """How long the shielded cleanup after a cancelled cycle may take."""
 
+_DURABLE_PHASES = frozenset({"bootstrap", "execute"})
+
 MAX_BASELINE_FAILURES = 3
 """``run`` stops when the unmodified code fails this many times in a row (the setup is wrong)."""
 
@@ -399,7 +401,9 @@ class ResearchWorker:
         c.phase = phase
         self._state.phase = phase
         self._state.updated_at = _now_iso()
-        await self.workspace.write_state(self._state)
+        # Fsync only when recovery needs the change: the cycle began (bootstrap) or a candidate
+        # was committed (execute). Other phase changes are atomic but not forced to disk.
+        await self.workspace.write_state(self._state, durable=phase in _DURABLE_PHASES)
         await self._emit(PhaseEnterEvent(cycle=c.number, phase=phase))
         started = time.monotonic()
         outcome = "failed"

@@ -90,14 +90,16 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def _write_atomic(path: Path, text: str, durable: bool = True) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     with tmp.open("w", encoding="utf-8") as handle:
         handle.write(text)
         handle.flush()
-        os.fsync(handle.fileno())
+        if durable:
+            os.fsync(handle.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
 def _append(path: Path, text: str) -> None:
@@ -265,10 +267,14 @@ class Workspace:
                 "delete it to rebuild it from runs.jsonl"
             ) from exc
 
-    async def write_state(self, state: ResearchState) -> None:
-        """Replace state.json atomically."""
+    async def write_state(self, state: ResearchState, *, durable: bool = True) -> None:
+        """Replace state.json atomically (a reader sees the old or the new document).
+
+        ``durable`` also fsyncs, so the change survives a power cut, not only a crash of the
+        process; the worker asks for it whenever recovery would need the change.
+        """
         text = json.dumps(state.to_json_dict(), indent=2) + "\n"
-        await anyio.to_thread.run_sync(_write_atomic, self.state_path, text)
+        await anyio.to_thread.run_sync(_write_atomic, self.state_path, text, durable)
 
     # -- ledgers -------------------------------------------------------------------------
 

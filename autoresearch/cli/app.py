@@ -10,26 +10,20 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import anyio
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from autoresearch.cli.live import LiveView, PlainView
-from autoresearch.cli.render import (
-    fmt_metric,
-    percent_change,
-    results_table,
-    status_table,
-)
-from autoresearch.config import ResearchConfig
 from autoresearch.errors import AutoResearchError, ConfigError
-from autoresearch.events import StoppedEvent
-from autoresearch.facade import NeuroLink
-from autoresearch.worker import ResearchWorker
-from autoresearch.workspace import Workspace
+
+if TYPE_CHECKING:  # the SDK loads when a command runs, so `autoresearch --help` stays quick
+    from autoresearch.cli.live import PlainView
+    from autoresearch.config import ResearchConfig
+    from autoresearch.worker import ResearchWorker
+    from autoresearch.workspace import Workspace
 
 __all__ = ["app"]
 
@@ -287,6 +281,8 @@ def init(
     ] = False,
 ) -> None:
     """Set up a repository: write .autoresearch/config.json and check out autoresearch/<tag>."""
+    from autoresearch.facade import NeuroLink
+
     options: dict[str, Any] = {
         "repo_path": repo,
         "mutable_paths": _split(target),
@@ -337,6 +333,8 @@ def init(
 
 
 def _view(worker: ResearchWorker, quiet: bool) -> PlainView:
+    from autoresearch.cli.live import LiveView, PlainView
+
     console = _out()
     if quiet or not console.is_terminal:
         return PlainView(console, worker.config)
@@ -345,6 +343,9 @@ def _view(worker: ResearchWorker, quiet: bool) -> PlainView:
 
 def _research(repo: Path, quiet: bool, body: Callable[[ResearchWorker], Awaitable[T]]) -> T | None:
     """Load the worker, attach the view, run ``body`` interruptibly; exit 130 when interrupted."""
+    from autoresearch.events import StoppedEvent
+    from autoresearch.facade import NeuroLink
+
     neurolink = NeuroLink()
     stopped: list[StoppedEvent] = []
 
@@ -384,6 +385,8 @@ HintOpt = Annotated[
 @app.command("run-once")
 def run_once(repo: RepoArg, hint: HintOpt = None, quiet: QuietOpt = False) -> None:
     """Run one full cycle: propose, commit, run, evaluate, keep or revert."""
+    from autoresearch.cli.render import fmt_metric
+
     result = _research(repo, quiet, lambda worker: worker.run_experiment_cycle(hint))
     if result is not None and (quiet or not _out().is_terminal):
         return  # the plain view already printed the cycle's line
@@ -410,6 +413,8 @@ def run(
 
 
 def _load(repo: Path) -> tuple[Workspace, ResearchConfig]:
+    from autoresearch.workspace import Workspace
+
     workspace = Workspace(repo.expanduser().resolve())
     return workspace, _run(workspace.read_config)
 
@@ -420,6 +425,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on 
 @app.command()
 def status(repo: RepoArg, as_json: JsonOpt = False) -> None:
     """Where the research stands: phase, cycles, baseline → best."""
+    from autoresearch.cli.render import status_table
+
     workspace, config = _load(repo)
     state = _run(workspace.read_state)
     if as_json:
@@ -440,6 +447,8 @@ def results(
     limit: Annotated[int | None, typer.Option(min=1, help="Show only the last N cycles.")] = None,
 ) -> None:
     """The results table: every cycle's commit, metric, delta, memory, status and description."""
+    from autoresearch.cli.render import fmt_metric, percent_change, results_table
+
     workspace, config = _load(repo)
 
     async def main() -> Any:
@@ -472,6 +481,8 @@ def show(
     cycle: Annotated[int, typer.Argument(help="The cycle number (see `results`).")],
 ) -> None:
     """One cycle in full: description, status, metric, the change's diff and the log's tail."""
+    from autoresearch.cli.render import fmt_metric
+
     workspace, config = _load(repo)
     from autoresearch.gitrepo import GitRepo
 
@@ -515,6 +526,8 @@ def reset(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete .autoresearch/ (config, state, results, logs); the branch and commits stay."""
+    from autoresearch.workspace import Workspace
+
     workspace = Workspace(repo.expanduser().resolve())
     if not workspace.dir.exists():
         _out().print(f"nothing to reset: {workspace.dir} does not exist", markup=False)

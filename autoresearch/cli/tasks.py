@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -27,12 +27,10 @@ from autoresearch.cli.app import (
     _run,
     _say,
 )
-from autoresearch.cli.render import fmt_metric
 from autoresearch.errors import TaskError
-from autoresearch.events import CycleEndEvent, ErrorEvent, StoppedEvent
-from autoresearch.facade import NeuroLink
-from autoresearch.tasks import STORE_FILE, TaskInfo, TaskManager, current_task_id, default_home
-from autoresearch.workspace import Workspace
+
+if TYPE_CHECKING:  # the SDK loads when a command runs, so `--help` stays quick
+    from autoresearch.tasks import TaskInfo, TaskManager
 
 __all__ = [
     "REPO_COMMANDS",
@@ -65,6 +63,9 @@ TaskIdArg = Annotated[str, typer.Argument(help="The task id (see `task list`).")
 
 
 def _manager(home: Path | None) -> TaskManager:
+    from autoresearch.facade import NeuroLink
+    from autoresearch.tasks import STORE_FILE, TaskManager, default_home
+
     folder = home.expanduser() if home is not None else default_home()
     return TaskManager(folder / STORE_FILE, neurolink=NeuroLink())
 
@@ -86,6 +87,10 @@ def _call(home: Path | None, action: Callable[[TaskManager], Awaitable[Any]]) ->
 
 def _print_events(manager: TaskManager) -> None:
     """One line per finished cycle, task end and error, prefixed with the task id."""
+    from autoresearch.cli.render import fmt_metric
+    from autoresearch.events import CycleEndEvent, ErrorEvent, StoppedEvent
+    from autoresearch.tasks import current_task_id
+
     emitter = manager.neurolink.get_event_emitter()
 
     def line(text: str) -> None:
@@ -170,6 +175,7 @@ def task_list(as_json: JsonOpt = False, home: HomeOpt = None) -> None:
 @task_app.command("show")
 def task_show(task_id: TaskIdArg, as_json: JsonOpt = False, home: HomeOpt = None) -> None:
     """One task in full: its definition, status, lease, spend and cycle history."""
+    from autoresearch.cli.render import fmt_metric
 
     async def load(manager: TaskManager) -> tuple[TaskInfo, list[Any]]:
         return await manager.get(task_id), await manager.cycles(task_id)
@@ -254,6 +260,8 @@ def start_repo(  # noqa: PLR0917 (typer options)
 ) -> None:
     """Save a task for REPO from its .autoresearch/config.json; `task start` runs it."""
     root = repo.expanduser().resolve()
+
+    from autoresearch.workspace import Workspace
 
     async def save(manager: TaskManager) -> TaskInfo:
         config = await Workspace(root).read_config()
