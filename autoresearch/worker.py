@@ -520,7 +520,9 @@ class ResearchWorker:
         async def on_start(pid: int) -> None:  # so a restart can kill what a crash left running
             assert self._state is not None
             self._state.experiment_pid = pid
-            await self.workspace.write_state(self._state)
+            # Not fsynced: the pid matters after the engine crashes, and a power cut that
+            # could lose the write also ends the experiment.
+            await self.workspace.write_state(self._state, durable=False)
 
         outcome = await run_experiment(
             sandboxed_command(config.run_command, config),
