@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field, TypeAdapter
 
 from autoresearch._model import CamelModel
-from autoresearch.results import Status, Usage
+from autoresearch.results import CycleResult, Status, Usage
 
 __all__ = [
     "EVENT_MODELS",
@@ -103,6 +103,27 @@ class CycleEndEvent(_EventBase):
     duration_ms: int = 0
     best_metric: float | None = None
     usage: Usage | None = None
+
+    @classmethod
+    def announcing(cls, result: CycleResult) -> CycleEndEvent:
+        """The event that reports ``result``."""
+        return cls.model_validate(result.model_dump(include=_CYCLE_END_FIELDS))
+
+    def to_result(self) -> CycleResult:
+        """The cycle's result as far as the event tells it."""
+        return CycleResult.model_validate(self.model_dump(include=_CYCLE_END_FIELDS))
+
+
+_CYCLE_END_FIELDS = {
+    "cycle",
+    "status",
+    "metric_value",
+    "commit_hash",
+    "description",
+    "duration_ms",
+    "best_metric",
+    "usage",
+}
 
 
 class PhaseEnterEvent(_EventBase):

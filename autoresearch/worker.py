@@ -371,7 +371,20 @@ class ResearchWorker:
             with anyio.CancelScope(shield=True):
                 await self._abandon(cycle, f"engine error in {cycle.phase}: {exc}", exc)
             raise
-        return await self._finish(cycle, measurement)
+        try:
+            return await self._finish(cycle, measurement)
+        except Exception as exc:  # the ledgers could not be written (a full disk, say)
+            with anyio.CancelScope(shield=True):
+                await self._emit(
+                    ErrorEvent(
+                        cycle=cycle.number,
+                        phase=cycle.phase,
+                        error_type=type(exc).__name__,
+                        message=f"could not record cycle {cycle.number}: {exc}; the next run "
+                        "recovers it as interrupted",
+                    )
+                )
+            raise
 
     async def _cycle(self, c: _Cycle) -> _Measurement:
         """The nine phases, in the seed's order."""
@@ -765,18 +778,7 @@ class ResearchWorker:
             baseline=c.baseline,
             usage=record.usage,
         )
-        await self._emit(
-            CycleEndEvent(
-                cycle=c.number,
-                status=m.status,
-                metric_value=m.metric,
-                commit_hash=commit,
-                description=description,
-                duration_ms=duration,
-                best_metric=self._state.best_metric,
-                usage=record.usage,
-            )
-        )
+        await self._emit(CycleEndEvent.announcing(result))
         try:
             await self.proposer.observe(record)
         except Exception:

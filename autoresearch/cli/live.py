@@ -28,18 +28,6 @@ from autoresearch.results import CycleResult
 __all__ = ["LiveView", "PlainView"]
 
 
-def _result(event: CycleEndEvent) -> CycleResult:
-    return CycleResult(
-        cycle=event.cycle,
-        status=event.status,
-        metric_value=event.metric_value,
-        commit_hash=event.commit_hash,
-        description=event.description,
-        duration_ms=event.duration_ms,
-        best_metric=event.best_metric,
-    )
-
-
 class PlainView:
     """One line per finished cycle on the given console."""
 
@@ -57,7 +45,7 @@ class PlainView:
 
     def _on_end(self, event: CycleEndEvent) -> None:
         self.console.print(
-            cycle_line(_result(event), self.config.metric.name), highlight=False, markup=False
+            cycle_line(event.to_result(), self.config.metric.name), highlight=False, markup=False
         )
 
     def __enter__(self) -> PlainView:
@@ -100,7 +88,7 @@ class LiveView(PlainView):
         elif isinstance(event, TimeoutEvent):
             self.timed_out = True
         elif isinstance(event, CycleEndEvent):
-            result = _result(event)
+            result = event.to_result()
             self.best = event.best_metric
             self.recent.append(result)
             self.phase = "between cycles"
