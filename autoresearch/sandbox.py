@@ -1,9 +1,11 @@
 """The optional sandbox for experiments: no network, a read-only filesystem but the repo.
 
 With ``sandbox="bwrap"`` every run (and the validate command) is started through bubblewrap:
-the whole filesystem is mounted read-only, the repository and any ``sandbox_paths`` are
-writable, ``/tmp`` is a private empty tmpfs, and the network namespace is empty, so the
-experiment cannot reach any host, the machine's own services included.
+the whole filesystem is visible read-only (so interpreters, virtual environments and datasets
+work wherever they live, /tmp included), the repository and any ``sandbox_paths`` are
+writable, ``TMPDIR`` points at ``.autoresearch/tmp`` inside the repository, and the network
+namespace is empty, so the experiment cannot reach any host, the machine's own services
+included.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from pathlib import Path
 
 from autoresearch.config import ResearchConfig
 from autoresearch.errors import ConfigError
+from autoresearch.workspace import WORKSPACE_DIR
 
-__all__ = ["BWRAP", "check_sandbox", "sandboxed_command", "writable_paths"]
+__all__ = ["BWRAP", "check_sandbox", "sandbox_tmp", "sandboxed_command", "writable_paths"]
 
 BWRAP = "bwrap"
 """The bubblewrap executable looked up on PATH."""
@@ -27,6 +30,11 @@ def writable_paths(config: ResearchConfig) -> list[Path]:
         config.repo_path / p if not Path(p).is_absolute() else Path(p) for p in config.sandbox_paths
     ]
     return [config.repo_path, *extra]
+
+
+def sandbox_tmp(config: ResearchConfig) -> Path:
+    """The writable temporary folder a sandboxed run gets as ``TMPDIR`` (inside the repo)."""
+    return config.repo_path / WORKSPACE_DIR / "tmp"
 
 
 def check_sandbox(config: ResearchConfig) -> None:
@@ -51,10 +59,11 @@ def sandboxed_command(command: str, config: ResearchConfig) -> str:
     """``command`` as the shell should run it under the configured sandbox."""
     if config.sandbox == "none":
         return command
-    args = [BWRAP, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    args = [BWRAP, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     for path in writable_paths(config):
         resolved = str(path.resolve())
         args += ["--bind", resolved, resolved]
+    args += ["--setenv", "TMPDIR", str(sandbox_tmp(config))]
     args += ["--unshare-net", "--die-with-parent", "--chdir", str(config.repo_path)]
     args += ["--", "/bin/sh", "-c", command]
     return shlex.join(args)

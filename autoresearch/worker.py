@@ -62,7 +62,7 @@ from autoresearch.preflight import check_repository
 from autoresearch.proposers.base import Analysis, Plan, Proposer, ResearchContext
 from autoresearch.results import CycleResult, RunRecord, Status, Usage
 from autoresearch.runner import RunOutcome, kill_orphaned_run, run_experiment
-from autoresearch.sandbox import sandboxed_command
+from autoresearch.sandbox import sandbox_tmp, sandboxed_command
 from autoresearch.workspace import ResearchState, Workspace
 
 __all__ = ["ResearchWorker"]
@@ -537,6 +537,10 @@ class ResearchWorker:
             # could lose the write also ends the experiment.
             await self.workspace.write_state(self._state, durable=False)
 
+        if config.sandbox != "none":
+            await anyio.to_thread.run_sync(
+                lambda: sandbox_tmp(config).mkdir(parents=True, exist_ok=True)
+            )
         outcome = await run_experiment(
             sandboxed_command(config.run_command, config),
             cwd=config.repo_path,

@@ -187,7 +187,11 @@ async def test_bwrap_sandbox_blocks_network_and_writes_outside(tmp_path: Path) -
         except OSError:
             fs = "blocked"
         Path("inside.txt").write_text("ok")
-        print("net", net, "fs", fs)
+        import sys, tempfile
+        with tempfile.NamedTemporaryFile() as scratch:  # TMPDIR is writable
+            scratch.write(b"x")
+        readable = Path(sys.executable).exists()  # the interpreter's folder stays visible
+        print("net", net, "fs", fs, "tmp ok", "python", readable)
         print("val_bpb: 1.0")
         """
     )
@@ -200,7 +204,7 @@ async def test_bwrap_sandbox_blocks_network_and_writes_outside(tmp_path: Path) -
         server.shutdown()
     log = (repo / ".autoresearch" / "logs" / "1.log").read_text()
     assert result.status == "keep", log
-    assert "net blocked fs blocked" in log
+    assert "net blocked fs blocked tmp ok python True" in log
     assert (repo / "inside.txt").read_text() == "ok"
     assert list(outside.iterdir()) == []
 
