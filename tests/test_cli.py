@@ -213,6 +213,15 @@ def _kill_orphans(repo: Path) -> None:
         process.kill()
 
 
+def _in_experiment(state_path: Path, cycle: int) -> bool:
+    """Whether state.json says cycle ``cycle``'s experiment is running."""
+    try:
+        state = json.loads(state_path.read_text())
+    except (OSError, ValueError):
+        return False
+    return state.get("currentCycle") == cycle and state.get("phase") == "execute"
+
+
 def _wait_for(predicate: object, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -233,16 +242,8 @@ def test_ctrl_c_during_experiment_restores_and_records(cli_repo: Path) -> None:
         text=True,
     )
     state_path = cli_repo / ".autoresearch" / "state.json"
-
-    def in_second_experiment() -> bool:
-        try:
-            state = json.loads(state_path.read_text())
-        except (OSError, ValueError):
-            return False
-        return state.get("currentCycle") == 2 and state.get("phase") == "execute"
-
     try:
-        _wait_for(in_second_experiment)
+        _wait_for(lambda: _in_experiment(state_path, cycle=2))
         time.sleep(0.5)
         experiment = _processes_in(cli_repo)
         proc.send_signal(signal.SIGINT)
@@ -278,16 +279,8 @@ def test_kill_9_mid_experiment_then_the_next_run_recovers(cli_repo: Path) -> Non
         stderr=subprocess.DEVNULL,
     )
     state_path = cli_repo / ".autoresearch" / "state.json"
-
-    def in_second_experiment() -> bool:
-        try:
-            state = json.loads(state_path.read_text())
-        except (OSError, ValueError):
-            return False
-        return state.get("currentCycle") == 2 and state.get("phase") == "execute"
-
     try:
-        _wait_for(in_second_experiment)
+        _wait_for(lambda: _in_experiment(state_path, cycle=2))
         time.sleep(0.3)
         proc.kill()
         proc.wait(timeout=30)
