@@ -96,20 +96,21 @@ def _fingerprint(config: ResearchConfig) -> tuple[tuple[str, int, int], ...]:
     return tuple(out)
 
 
+def _read_all(root: Path, paths: list[str], cap: int | None) -> dict[str, str]:
+    """Every text file under ``paths`` (files or folders), each cut to ``cap`` characters."""
+    found: dict[str, str] = {}
+    for rel in paths:
+        for file in _files_under(root, rel, MAX_MUTABLE_FILES):
+            text = _read_text(root / file, cap)
+            if text is not None:
+                found[file] = text
+    return found
+
+
 def _build(config: ResearchConfig, layout: list[str]) -> ResearchContext:
     root = config.repo_path
-    mutable: dict[str, str] = {}
-    for rel in config.mutable_paths:
-        for file in _files_under(root, rel, MAX_MUTABLE_FILES):
-            text = _read_text(root / file, None)
-            if text is not None:
-                mutable[file] = text
-    immutable: dict[str, str] = {}
-    for rel in config.immutable_paths:
-        for file in _files_under(root, rel, MAX_MUTABLE_FILES):
-            text = _read_text(root / file, MAX_IMMUTABLE_BYTES)
-            if text is not None:
-                immutable[file] = text
+    mutable = _read_all(root, config.mutable_paths, None)
+    immutable = _read_all(root, config.immutable_paths, MAX_IMMUTABLE_BYTES)
     program_rel = _program_path(config)
     program = _read_text(root / program_rel, None) if program_rel else None
     return ResearchContext(

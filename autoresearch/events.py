@@ -8,7 +8,7 @@ browser. Attributes read in both spellings (``event.metric_value`` and ``event.m
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, TypeAdapter
 
@@ -48,17 +48,7 @@ Phase = Literal[
 ]
 """The nine phases of a cycle, in order."""
 
-PHASES: tuple[Phase, ...] = (
-    "bootstrap",
-    "analyze",
-    "plan",
-    "implement",
-    "validate",
-    "commit",
-    "execute",
-    "evaluate",
-    "decide",
-)
+PHASES: tuple[Phase, ...] = get_args(Phase)
 
 StopReason = Literal[
     "max-runs", "manual", "cancelled", "error", "paused", "failed", "budget-exhausted"
