@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shlex
+import shutil
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import psutil
 import pytest
 
+from autoresearch import Edit, NeuroLink, ScriptedProposer, ScriptedStep
 from autoresearch.runner import RunOutcome, run_experiment
+from tests.conftest import base_config
 
 PY = shlex.quote(sys.executable)
 
@@ -351,3 +358,95 @@ async def test_unwritable_log_is_reported_and_nothing_runs(tmp_path: Path) -> No
     assert outcome.error.startswith("could not open the log file")
     assert not marker.exists()
     assert blocker.read_text() == "a file where the log directory should be"
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str) -> Iterator[Path]:
+    """A real, small filesystem mounted at ``path``; skips the test where mounting is refused."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("needs root and tmpfs mounts to fill a disk for real")
+    path.mkdir(parents=True, exist_ok=True)
+    mount = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)]
+    if subprocess.run(mount, capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs is not allowed here")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+
+
+# Writes 100 bytes at a time straight to the descriptor, ignoring failed writes, then exits 0:
+# on a full disk the end of the output (the metric) is lost without the exit code saying so.
+LOSES_ITS_END = (
+    "import os\n"
+    "for line in [b'x' * 99 + b'\\n'] * 5000 + [b'val_bpb: 0.5\\n']:\n"
+    "    try:\n"
+    "        os.write(1, line)\n"
+    "    except OSError:\n"
+    "        pass\n"
+)
+
+
+@pytest.mark.anyio
+async def test_a_disk_that_fills_up_is_reported_as_full(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "logs", "256k"):
+        outcome = await run(tmp_path, py(LOSES_ITS_END))
+
+        assert outcome.exit_code == 0
+        assert outcome.disk_full
+        assert outcome.output_bytes < 5000 * 100  # the log was cut off
+        assert "val_bpb" not in outcome.tail
+        # The probe gave back what it took: the log ends where the run's output ended.
+        assert (tmp_path / "logs" / "run.log").stat().st_size == outcome.output_bytes
+
+
+@pytest.mark.anyio
+async def test_a_disk_low_on_space_is_not_full(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "logs", "256k"):
+        (tmp_path / "logs" / "filler").write_bytes(b"f" * (200 * 1024))  # about 56k stay free
+
+        outcome = await run(tmp_path, py("print('val_bpb: 0.5'); raise SystemExit(3)"))
+
+        assert outcome.exit_code == 3
+        assert not outcome.disk_full
+        assert outcome.tail == "val_bpb: 0.5\n"
+
+
+@pytest.mark.anyio
+async def test_a_run_whose_metric_was_lost_to_a_full_disk_says_so(repo: Path) -> None:
+    worker = NeuroLink().create_research_worker(
+        base_config(repo),
+        proposer=ScriptedProposer(
+            [ScriptedStep("loud", [Edit(path="train.py", content=LOSES_ITS_END)])]
+        ),
+    )
+    await worker.run_experiment_cycle()
+    logs = repo / ".autoresearch" / "logs"
+    with tmpfs(logs, "256k"):
+        result = await worker.run_experiment_cycle()
+    await worker.aclose()
+
+    assert result.status == "crash"
+    assert result.description.endswith(
+        f"(no val_bpb in the output; the disk holding {logs} filled up, so the log is probably "
+        "truncated (free some space))"
+    )
+
+
+@pytest.mark.anyio
+async def test_a_crash_on_a_disk_low_on_space_is_a_plain_exit_code(repo: Path) -> None:
+    crash = "print('val_bpb: 0.5')\nraise SystemExit(3)\n"
+    worker = NeuroLink().create_research_worker(
+        base_config(repo),
+        proposer=ScriptedProposer([ScriptedStep("exit 3", [Edit(path="train.py", content=crash)])]),
+    )
+    await worker.run_experiment_cycle()
+    logs = repo / ".autoresearch" / "logs"
+    with tmpfs(logs, "256k"):
+        (logs / "filler").write_bytes(b"f" * (200 * 1024))
+        result = await worker.run_experiment_cycle()
+    await worker.aclose()
+
+    assert result.status == "crash"
+    assert result.description.endswith("(exit code 3)")
+    assert "full" not in result.description
