@@ -21,6 +21,7 @@ from pydantic.alias_generators import to_camel, to_snake
 
 from autoresearch._model import CamelModel
 from autoresearch.errors import ConfigError
+from autoresearch.metrics import NUMBER_GROUP
 
 __all__ = [
     "RESERVED_DIRS",
@@ -38,7 +39,27 @@ Direction = Literal["lower", "higher"]
 RESERVED_DIRS = (".git", ".autoresearch")
 """Top-level directories that are never mutable, whatever the configuration says."""
 
-_TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_TAG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+_TAG_MAX = 64
+
+
+def _tag_problem(tag: str) -> str | None:
+    """What keeps ``tag`` from naming the branch ``autoresearch/<tag>``, or ``None``."""
+    if not tag:
+        return "it is empty"
+    if len(tag) > _TAG_MAX:
+        return f"it has {len(tag)} characters, at most {_TAG_MAX} are allowed"
+    if not (tag[0].isascii() and tag[0].isalnum()):
+        return "it must start with a letter or digit"
+    bad = sorted(set(tag) - _TAG_CHARS)
+    if bad:
+        shown = ", ".join(repr(ch) for ch in bad)
+        return f"it contains {shown}; use only letters, digits, '.', '_' and '-'"
+    if ".." in tag:
+        return "it cannot contain '..'"
+    if tag.endswith((".", ".lock")):
+        return "it cannot end with '.' or '.lock'"
+    return None
 
 
 def default_tag(today: date | None = None) -> str:
@@ -68,12 +89,34 @@ class MetricSpec(CamelModel):
     """The metric: its name, the regex that reads it from the output, and its direction.
 
     The pattern is applied with ``re.MULTILINE`` to the run's whole output; the last match wins
-    and its single capture group must parse as a finite float.
+    and its single capture group must parse as a finite float, read whole (a capture that is
+    only part of the number on its line, like ``1`` of ``1e-05``, fails the cycle). Without a
+    pattern, :meth:`default_pattern` reads ``NAME: value`` or ``NAME=value`` at a line start.
     """
 
     name: str = Field(min_length=1, max_length=64)
-    pattern: str
+    pattern: str = ""
+    """The regex; when omitted (or ``None``) it is ``MetricSpec.default_pattern(name)``."""
     direction: Direction = "lower"
+
+    @staticmethod
+    def default_pattern(name: str) -> str:
+        r"""The pattern used when none is given: ``NAME: value`` or ``NAME=value`` starting a line.
+
+        Leading whitespace and spaces around ``:``/``=`` are allowed; the value is a signed
+        decimal with an optional exponent (``-3.5e-06``, ``2.0E+3``, ``.5``). For ``val_loss``
+        it is ``^[ \t]*val_loss[ \t]*[:=][ \t]*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)``.
+        """
+        return rf"^[ \t]*{re.escape(name)}[ \t]*[:=][ \t]*{NUMBER_GROUP}"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_default_pattern(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("pattern") is None:
+            name = data.get("name")
+            if isinstance(name, str):
+                return {**data, "pattern": cls.default_pattern(name)}
+        return data
 
     @field_validator("pattern")
     @classmethod
@@ -202,10 +245,9 @@ class ResearchConfig(CamelModel):
     @field_validator("tag")
     @classmethod
     def _check_tag(cls, value: str) -> str:
-        if not _TAG_RE.match(value) or ".." in value or value.endswith((".", ".lock")):
-            raise ValueError(
-                f"{value!r} cannot name a git branch; use letters, digits, '.', '_' and '-'"
-            )
+        problem = _tag_problem(value)
+        if problem is not None:
+            raise ValueError(f"{value!r} cannot name a git branch: {problem}")
         return value
 
     @model_validator(mode="after")

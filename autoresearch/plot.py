@@ -27,6 +27,7 @@ import anyio
 
 from autoresearch.config import Direction
 from autoresearch.errors import AutoResearchError, ConfigError
+from autoresearch.metrics import format_metric
 from autoresearch.results import RunRecord
 from autoresearch.workspace import Workspace
 
@@ -167,10 +168,9 @@ def summarize(records: Sequence[RunRecord]) -> Summary:
 
 
 def _fmt(value: float) -> str:
-    """A metric for people: up to six decimals, no trailing zeros."""
-    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e7):
-        return f"{value:.6g}"
-    return f"{value:.6f}".rstrip("0").rstrip(".")
+    """A metric for people: :func:`format_metric` less trailing zeros (``1.01``, ``3.03e-06``)."""
+    text = format_metric(value)
+    return text if "e" in text else text.rstrip("0").rstrip(".")
 
 
 def _title(records: Sequence[RunRecord], metric: str, branch: str | None) -> tuple[str, str]:

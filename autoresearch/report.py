@@ -21,6 +21,7 @@ import anyio
 
 from autoresearch.errors import GitError
 from autoresearch.gitrepo import GitRepo
+from autoresearch.metrics import format_metric
 from autoresearch.plot import (
     INSTALL_HINT,
     MissingMatplotlibError,
@@ -100,11 +101,14 @@ def _e(value: object) -> str:
 
 
 def _metric(value: float | None) -> str:
-    return "-" if value is None else f"{value:.6f}"
+    return "-" if value is None else format_metric(value)
 
 
 def _signed(value: float | None) -> str:
-    return "" if value is None else f"{value:+.6f}"
+    if value is None:
+        return ""
+    text = format_metric(value)
+    return text if text.startswith("-") else f"+{text}"
 
 
 def _percent(value: float | None, base: float | None) -> str:

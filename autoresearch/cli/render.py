@@ -8,6 +8,7 @@ from typing import Literal
 from rich.table import Table
 from rich.text import Text
 
+from autoresearch.metrics import format_metric
 from autoresearch.results import CycleResult, RunRecord
 from autoresearch.workspace import ResearchState
 
@@ -30,8 +31,11 @@ STATUS_STYLES = {
 
 
 def fmt_metric(value: float | None) -> str:
-    """A metric as the ledger writes it (6 decimals), or ``-``."""
-    return "-" if value is None else f"{value:.6f}"
+    """A metric as the ledger writes it (:func:`~autoresearch.metrics.format_metric`), or ``-``.
+
+    ``0.985000`` in the usual range, ``3.03e-06`` and ``1e+30`` outside it.
+    """
+    return "-" if value is None else format_metric(value)
 
 
 def percent_change(baseline: float | None, best: float | None) -> str:
@@ -41,13 +45,33 @@ def percent_change(baseline: float | None, best: float | None) -> str:
     return f"{(best - baseline) / abs(baseline) * 100:+.1f}%"
 
 
-def status_table(state: ResearchState, metric: str, direction: Literal["lower", "higher"]) -> Table:
-    """The ``status`` command's key/value block."""
+def status_table(
+    state: ResearchState,
+    metric: str,
+    direction: Literal["lower", "higher"],
+    *,
+    running: bool | None = None,
+    pid: int | None = None,
+) -> Table:
+    """The ``status`` command's key/value block.
+
+    ``running`` (whether a process holds the repository's lock, ``pid`` being that process)
+    adds a ``process`` row: ``running (pid N)``, ``not running``, or, when state.json shows a
+    cycle in progress that no process is running, ``interrupted in <phase>; the next run
+    recovers it``.
+    """
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
     table.add_row("branch", state.branch)
     table.add_row("phase", state.phase)
+    if running:
+        table.add_row("process", Text(f"running (pid {pid})" if pid else "running", "green"))
+    elif running is not None and (state.current_cycle is not None or state.phase != "idle"):
+        interrupted = f"interrupted in {state.phase}; the next run recovers it"
+        table.add_row("process", Text(interrupted, style="yellow"))
+    elif running is not None:
+        table.add_row("process", "not running")
     table.add_row("cycles", f"{state.cycle_count} ({state.keep_count} kept)")
     table.add_row("metric", f"{metric} ({direction} is better)")
     change = percent_change(state.baseline_metric, state.best_metric)
