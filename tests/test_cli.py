@@ -73,8 +73,10 @@ def test_seed_invocations_verbatim(cli_repo: Path) -> None:
     results_out = runner.invoke(app, ["results", str(cli_repo)]).stdout
     assert "baseline" in results_out and "keep" in results_out
     result = runner.invoke(neurolink_app, ["autoresearch", "reset", str(cli_repo), "--yes"])
-    assert result.exit_code == 0 and "kept" in result.stdout
-    assert not (cli_repo / ".autoresearch").exists()
+    assert result.exit_code == 0 and "archived the session" in result.stdout
+    assert not (cli_repo / ".autoresearch" / "config.json").exists()
+    [archive] = (cli_repo / ".autoresearch" / "archive").iterdir()
+    assert (archive / "config.json").exists() and (archive / "runs.jsonl").exists()
     assert git(cli_repo, "rev-parse", "--abbrev-ref", "HEAD") == "autoresearch/run1"
 
 
@@ -134,7 +136,17 @@ def test_not_initialised(cli_repo: Path, command: str) -> None:
     [
         (["--timeout", "abc"], "--timeout"),
         (["--metric-direction", "up"], "--metric-direction"),
-        (["--timeout", "0"], "timeout_ms"),
+        (["--timeout", "0"], "--timeout must be a positive number of seconds, got 0"),
+        (["--timeout", "inf"], "--timeout must be a positive number of seconds, got inf"),
+        (["--timeout", "nan"], "--timeout must be a positive number of seconds, got nan"),
+        (["--timeout", "-1"], "--timeout must be a positive number of seconds, got -1"),
+        (["--kill-grace", "nan"], "--kill-grace must be a number of seconds >= 0, got nan"),
+        (["--kill-grace", "inf"], "--kill-grace must be a number of seconds >= 0, got inf"),
+        (["--tag", "-x"], "'-x' cannot name a git branch: it must start with a letter or digit"),
+        (["--tag", "a..b"], "'a..b' cannot name a git branch: it cannot contain '..'"),
+        (["--tag", "run."], "cannot end with '.' or '.lock'"),
+        (["--tag", "run.lock"], "cannot end with '.' or '.lock'"),
+        (["--tag", "a/b"], "it contains '/'; use only letters, digits"),
         (["--metric-pattern", "no group"], "capture group"),
         (["--target", "../x.py"], "mutable_paths"),
         (["--target", "missing.py"], "does not exist"),
@@ -146,14 +158,25 @@ def test_bad_init_input_is_one_line_exit_2_and_writes_nothing(
     before = snapshot(cli_repo)
     args = list(SEED_INIT)
     flag = change[0]
-    index = args.index(flag)
-    args[index + 1] = change[1]
+    if flag in args:
+        args[args.index(flag) + 1] = change[1]
+    else:
+        args += change
     code, out, err = invoke("init", str(cli_repo), *args)
     assert code == 2
     assert words in err
     assert len(err.strip().splitlines()) == 1, err
     assert "Traceback" not in err + out
     assert snapshot(cli_repo) == before
+
+
+def test_a_timeout_below_a_millisecond_counts_as_one(cli_repo: Path) -> None:
+    args = list(SEED_INIT)
+    args[args.index("--timeout") + 1] = "0.0001"
+    code, out, err = invoke("init", str(cli_repo), *args)
+    assert code == 0, err
+    assert json.loads((cli_repo / ".autoresearch" / "config.json").read_text())["timeoutMs"] == 1
+    assert "timeout 0.001 s" in out
 
 
 def test_show_missing_cycle(cli_repo: Path) -> None:
@@ -302,3 +325,17 @@ def test_kill_9_mid_experiment_then_the_next_run_recovers(cli_repo: Path) -> Non
     assert len((cli_repo / ".autoresearch" / "results.tsv").read_text().splitlines()) == 4
     assert git(cli_repo, "status", "--porcelain") == ""
     assert git(cli_repo, "rev-parse", "HEAD") == state["bestCommit"]
+
+
+def test_init_mentions_hooks_once(cli_repo: Path, tmp_path: Path) -> None:
+    hook = cli_repo / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\nexit 1\n")  # a hook that would refuse every commit
+    hook.chmod(0o755)
+    code, out, _ = invoke("init", str(cli_repo), *SEED_INIT)
+    assert code == 0
+    assert "note: candidate commits do not run your git hooks (pre-commit)" in out
+    code, out, err = invoke("run-once", str(cli_repo), "-q")
+    assert code == 0 and "git hooks" not in out + err  # said once, at init
+    plain = make_repo(tmp_path / "plain", {"train.py": TRAIN, "program.md": "p\n"})
+    code, out, _ = invoke("init", str(plain), *SEED_INIT)
+    assert code == 0 and "git hooks" not in out

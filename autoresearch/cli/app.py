@@ -3,32 +3,47 @@
 from __future__ import annotations
 
 import enum
+import errno
 import json
+import logging
+import math
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import anyio
 import typer
 from rich.console import Console
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
+from autoresearch.cli import (
+    GUARDED_SIGNALS,
+    defer_signals,
+    exit_code,
+    release_terminal,
+    restore_signal_guard,
+    silence,
+    take_pending_signal,
+)
 from autoresearch.errors import AutoResearchError, ConfigError
 
 if TYPE_CHECKING:  # the SDK loads when a command runs, so `autoresearch --help` stays quick
     from autoresearch.cli.live import PlainView
     from autoresearch.config import ResearchConfig
     from autoresearch.worker import ResearchWorker
-    from autoresearch.workspace import Workspace
+    from autoresearch.workspace import ResearchState, Workspace
 
 __all__ = ["app"]
 
 T = TypeVar("T")
 EXIT_INTERRUPTED = 130
+"""The exit status after Ctrl-C (SIGINT); SIGTERM gives 143 and SIGHUP 129 (128 + signal)."""
 
 
 class _OneLineErrors(TyperGroup):
@@ -116,8 +131,17 @@ def _out() -> Console:
 
 
 def _say(message: str) -> None:
-    """One line on stderr, never wrapped or styled."""
-    typer.echo(message, err=True)
+    """One line on stderr, never wrapped or styled; a lost terminal or pipe is not an error."""
+    try:
+        typer.echo(message, err=True)
+    except OSError:
+        silence(2)
+
+
+def _usage_error(message: str) -> NoReturn:
+    """A bad value the command itself checks: one line, exit 2, before anything is written."""
+    _say(f"error: {message}")
+    raise typer.Exit(2)
 
 
 @app.callback()
@@ -128,30 +152,92 @@ def _main(
     ] = False,
 ) -> None:
     _options["debug"] = debug
+    install_log_lines()
+
+
+def install_log_lines() -> None:
+    """Show the engine's log records as one line each on stderr (once per process)."""
+    engine = logging.getLogger("autoresearch")
+    if not any(isinstance(h, _LogLines) for h in engine.handlers):
+        engine.addHandler(_LogLines(logging.WARNING))
+
+
+class _LogLines(logging.Handler):
+    """The engine's warnings and errors on stderr, one line each (tracebacks with --debug).
+
+    Without it, Python prints them with their tracebacks: dozens of lines for an error the
+    cycle's line or the command's ``error:`` line already reports.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = f"{record.levelname.lower()}: {record.getMessage()}"
+            if record.exc_info and _debug():
+                text += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
+            _say(text)
+        except Exception:
+            self.handleError(record)
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups, in order; ``[exc]`` for a plain one."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+_WRITE_ERRNOS = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def _os_error_line(exc: OSError) -> str:
+    """``cannot write /repo/.autoresearch/state.json: Read-only file system``."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is None or isinstance(exc.filename, int):
+        return reason
+    path = Path(os.fsdecode(exc.filename))
+    if path.name.startswith(".") and path.name.endswith(".tmp"):
+        path = path.with_name(path.name[1:-4])  # the temp file of an atomic replace of `path`
+    verb = "write" if exc.errno in _WRITE_ERRNOS else "access"
+    return f"cannot {verb} {path}: {reason}"
+
+
+def _describe(exc: Exception) -> tuple[int, str]:
+    """The exit status and the one line for a failure."""
+    if isinstance(exc, ConfigError):
+        return 2, str(exc)
+    if isinstance(exc, AutoResearchError):
+        return 1, str(exc)
+    if isinstance(exc, OSError):
+        return 1, _os_error_line(exc)
+    return 1, f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)"
 
 
 @contextmanager
 def _errors() -> Iterator[None]:
-    """One line on stderr per failure: 2 for configuration mistakes, 1 for the rest."""
+    """One line on stderr per failure: 2 for configuration mistakes, 1 for the rest.
+
+    Errors raised inside task groups arrive wrapped in (nested) exception groups; the group is
+    unwrapped, so the error inside gets its usual line and code (with a count of any others).
+    """
     try:
         yield
-    except (typer.Exit, typer.TyperException, typer.Abort):
-        raise
-    except ConfigError as exc:
+    except BaseException as exc:
+        leaves = _leaves(exc)
+        first = leaves[0]
+        if not isinstance(first, Exception) or isinstance(
+            first, typer.Exit | typer.TyperException | typer.Abort
+        ):
+            if first is exc:
+                raise
+            raise first from None
         if _debug():
             raise
-        _say(f"error: {exc}")
-        raise typer.Exit(2) from None
-    except AutoResearchError as exc:
-        if _debug():
-            raise
-        _say(f"error: {exc}")
-        raise typer.Exit(1) from None
-    except Exception as exc:
-        if _debug():
-            raise
-        _say(f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
-        raise typer.Exit(1) from None
+        code, line = _describe(first)
+        others = len(leaves) - 1
+        if others:
+            line += f" (and {others} more error{'s' if others > 1 else ''})"
+        _say(f"error: {line}")
+        raise typer.Exit(code) from None
 
 
 def _run(func: Callable[[], Awaitable[T]]) -> T:
@@ -159,33 +245,104 @@ def _run(func: Callable[[], Awaitable[T]]) -> T:
         return anyio.run(func)
 
 
-async def _interruptible(body: Callable[[], Awaitable[T]]) -> tuple[T | None, bool]:
-    """Run ``body``; SIGINT/SIGTERM cancel it (its cleanup still runs). Returns (value, stopped)."""
+@dataclass(frozen=True)
+class Interruption:
+    """A signal stopped the command: which one, and whether the work had started."""
+
+    signum: int
+    early: bool
+    """The signal came before the work started (during the setup): nothing ran."""
+
+    @property
+    def name(self) -> str:
+        """``SIGINT``, ``SIGTERM`` or ``SIGHUP``."""
+        return signal.Signals(self.signum).name
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number: 130, 143 or 129."""
+        return exit_code(self.signum)
+
+
+async def _interruptible(
+    body: Callable[[], Awaitable[T]],
+) -> tuple[T | None, Interruption | None]:
+    """Run ``body``; SIGINT, SIGTERM and SIGHUP cancel it (its cleanup still runs).
+
+    A signal that arrived during the setup (see ``autoresearch.cli``) stops it before it
+    starts. After SIGHUP the lost terminal is let go first, so that the cleanup and the
+    messages never fail on it. Returns (value, the interruption or ``None``).
+    """
     outcome: list[T] = []
-    interrupted = False
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with anyio.create_task_group() as group:
+    stop: Interruption | None = None
+    try:
+        with anyio.open_signal_receiver(*GUARDED_SIGNALS) as signals:
+            early = take_pending_signal()
+            if early is not None:
+                if early == signal.SIGHUP:
+                    release_terminal()
+                stop = Interruption(early, early=True)
+                return None, stop
+            async with anyio.create_task_group() as group:
 
-            async def watch() -> None:
-                nonlocal interrupted
-                async for signum in signals:
-                    interrupted = True
-                    name = signal.Signals(signum).name
-                    _say(f"\n{name}: stopping: killing the experiment, restoring the best commit…")
-                    group.cancel_scope.cancel()
+                async def watch() -> None:
+                    nonlocal stop
+                    async for signum in signals:
+                        if stop is not None:
+                            continue  # already stopping: a second Ctrl-C is harmless
+                        stop = Interruption(signum, early=False)
+                        if signum == signal.SIGHUP:
+                            release_terminal()
+                        _say(
+                            f"\n{stop.name}: stopping: killing the experiment, "
+                            "restoring the best commit…"
+                        )
+                        group.cancel_scope.cancel()
 
-            group.start_soon(watch)
-            outcome.append(await body())
-            group.cancel_scope.cancel()
-    if interrupted:  # the cleanup is done; further Ctrl-C while exiting must not kill us
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, signal.SIG_IGN)
-    return (outcome[0] if outcome else None), interrupted
+                group.start_soon(watch)
+                outcome.append(await body())
+                group.cancel_scope.cancel()
+    finally:
+        restore_signal_guard(stopping=stop is not None)
+    return (outcome[0] if outcome else None), stop
 
 
 RepoArg = Annotated[
-    Path, typer.Argument(help="The git repository to research.", show_default=False)
+    Path | None,
+    typer.Argument(
+        metavar="REPO",
+        help="The git repository (or a folder inside it). "
+        "[default: the repository of the current directory]",
+        show_default=False,
+    ),
 ]
+
+
+def _find_repo(repo: Path | None) -> Path:
+    """The root of the git repository that holds REPO (default: the current directory).
+
+    As git does, a subdirectory means its repository. A REPO outside any repository is
+    returned as given, so that the command says what is wrong with it; no REPO outside one
+    is a usage error.
+    """
+    import pygit2  # here, not at the top: `autoresearch --help` stays quick
+
+    try:
+        start = Path.cwd() if repo is None else repo.expanduser()
+    except FileNotFoundError:
+        _usage_error("the current directory no longer exists; pass REPO")
+    try:
+        found = pygit2.discover_repository(
+            str(start), False, os.environ.get("GIT_CEILING_DIRECTORIES", "")
+        )
+        workdir = pygit2.Repository(found).workdir if found is not None else None
+    except (pygit2.GitError, OSError, ValueError):
+        workdir = None  # unreadable: the command reports on REPO itself
+    if workdir:
+        return Path(workdir).resolve()
+    if repo is None:
+        _usage_error("not inside a git repository; pass REPO (the repository to research)")
+    return start.resolve()
 
 
 def _key_values(items: list[str]) -> dict[str, str]:
@@ -204,7 +361,6 @@ def _split(values: list[str] | None) -> list[str]:
 
 @app.command()
 def init(
-    repo: RepoArg,
     target: Annotated[
         list[str],
         typer.Option(
@@ -216,8 +372,12 @@ def init(
     ],
     metric_name: Annotated[str, typer.Option(help="Name of the metric (a results.tsv column).")],
     metric_pattern: Annotated[
-        str, typer.Option(help="Regex with one capture group around the number; last match wins.")
-    ],
+        str | None,
+        typer.Option(
+            help="Regex with one capture group around the number; last match wins. "
+            "[default: reads NAME: value or NAME=value at a line start, exponents included]"
+        ),
+    ] = None,
     metric_direction: Annotated[
         Direction, typer.Option(help="Whether lower or higher is better.")
     ] = Direction.LOWER,
@@ -279,22 +439,29 @@ def init(
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing configuration (results are kept).")
     ] = False,
+    repo: RepoArg = None,  # last, so that the required options before it need no default
 ) -> None:
     """Set up a repository: write .autoresearch/config.json and check out autoresearch/<tag>."""
     from autoresearch.facade import NeuroLink
 
+    timeout_ms = _timeout_ms(timeout)
+    kill_grace_ms = _kill_grace_ms(kill_grace)
+    root = _find_repo(repo)
+    here = repo.expanduser().resolve() if repo is not None else Path.cwd().resolve()
+    if root != here:
+        _say(f"note: using the repository at {root}; the paths given are relative to it")
     options: dict[str, Any] = {
-        "repo_path": repo,
+        "repo_path": root,
         "mutable_paths": _split(target),
         "immutable_paths": _split(immutable),
         "run_command": run_command,
         "metric": {
             "name": metric_name,
-            "pattern": metric_pattern,
             "direction": metric_direction.value,
+            **({} if metric_pattern is None else {"pattern": metric_pattern}),
         },
-        "timeout_ms": round(timeout * 1000),
-        "kill_grace_ms": round(kill_grace * 1000),
+        "timeout_ms": timeout_ms,
+        "kill_grace_ms": kill_grace_ms,
         "min_improvement": min_improvement,
         "seed": seed,
         "max_repairs": max_repairs,
@@ -316,20 +483,42 @@ def init(
     if provider_option:
         options["provider_options"] = _key_values(provider_option)
 
+    notes: list[str] = []
+
     async def main() -> ResearchWorker:
-        worker = await NeuroLink().init_research(force=force, **options)
+        neurolink = NeuroLink()
+        neurolink.get_event_emitter().on("autoresearch:notice", lambda e: notes.append(e.message))
+        worker = await neurolink.init_research(force=force, **options)
         await worker.aclose()
         return worker
 
+    defer_signals()  # from here on init writes: a signal waits until it is done
     worker = _run(main)
     config = worker.config
+    where = "" if repo is None else f" {repo}"
     _out().print(
         f"Initialised {config.repo_path} on branch {config.branch}: {config.metric.name} "
         f"({config.metric.direction} is better), timeout {config.timeout_ms / 1000:g} s, "
         f"proposer {config.provider or 'local'}.\n"
-        f"Next: autoresearch run-once {repo}   (or: autoresearch run {repo})",
+        f"Next: autoresearch run-once{where}   (or: autoresearch run{where})",
         markup=False,
     )
+    for note in notes:
+        _out().print(f"note: {note}", markup=False)
+
+
+def _timeout_ms(seconds: float) -> int:
+    """``--timeout`` in milliseconds; a positive value under 1 ms counts as 1 ms."""
+    if not math.isfinite(seconds) or seconds <= 0:
+        _usage_error(f"--timeout must be a positive number of seconds, got {seconds:g}")
+    return max(1, round(seconds * 1000))
+
+
+def _kill_grace_ms(seconds: float) -> int:
+    """``--kill-grace`` in milliseconds (0 allowed: SIGKILL right after SIGTERM)."""
+    if not math.isfinite(seconds) or seconds < 0:
+        _usage_error(f"--kill-grace must be a number of seconds >= 0, got {seconds:g}")
+    return round(seconds * 1000)
 
 
 def _view(worker: ResearchWorker, quiet: bool) -> PlainView:
@@ -341,21 +530,34 @@ def _view(worker: ResearchWorker, quiet: bool) -> PlainView:
     return LiveView(console, worker.config)
 
 
-def _research(repo: Path, quiet: bool, body: Callable[[ResearchWorker], Awaitable[T]]) -> T | None:
-    """Load the worker, attach the view, run ``body`` interruptibly; exit 130 when interrupted."""
-    from autoresearch.events import StoppedEvent
+def _research(
+    repo: Path | None, quiet: bool, body: Callable[[ResearchWorker], Awaitable[T]]
+) -> T | None:
+    """Load the worker, attach the view, run ``body`` interruptibly.
+
+    A signal exits with 128 + its number (130 for Ctrl-C) once the cleanup is done.
+    """
+    from autoresearch.events import CycleEndEvent, StoppedEvent
     from autoresearch.facade import NeuroLink
 
+    root = _find_repo(repo)
     neurolink = NeuroLink()
     stopped: list[StoppedEvent] = []
+    ended: list[CycleEndEvent] = []
 
-    async def main() -> tuple[T | None, bool]:
-        worker = await neurolink.load_research_worker(repo)
-        await worker.prepare()
+    async def main() -> tuple[T | None, Interruption | None]:
+        worker = await neurolink.load_research_worker(root)
         emitter = neurolink.get_event_emitter()
         view = _view(worker, quiet)
-        view.attach(emitter)
+        view.attach(emitter)  # before preparing: recovery's notes are shown too
         emitter.on(StoppedEvent, stopped.append)
+        emitter.on(CycleEndEvent, ended.append)
+        defer_signals()  # the setup writes (lock, branch, recovery): a signal waits for it
+        try:
+            await worker.prepare()
+        except BaseException:
+            view.detach(emitter)
+            raise
         try:
             with view:
                 return await _interruptible(lambda: body(worker))
@@ -364,10 +566,14 @@ def _research(repo: Path, quiet: bool, body: Callable[[ResearchWorker], Awaitabl
             with anyio.CancelScope(shield=True):
                 await worker.aclose()
 
-    value, interrupted = _run(main)
-    if interrupted:
-        _say("stopped: the interrupted cycle is recorded as crash")
-        raise typer.Exit(EXIT_INTERRUPTED)
+    value, interruption = _run(main)
+    if interruption is not None and interruption.early:
+        _say(f"interrupted ({interruption.name}) before research started; no cycle was run")
+        raise typer.Exit(interruption.exit_code)
+    if interruption is not None:
+        status = ended[-1].status if ended else "crash"
+        _say(f"stopped: the interrupted cycle is recorded as {status}")
+        raise typer.Exit(interruption.exit_code)
     if stopped and stopped[-1].reason == "error":
         _say(f"error: stopped: {stopped[-1].message}")
         raise typer.Exit(1)
@@ -383,7 +589,7 @@ HintOpt = Annotated[
 
 
 @app.command("run-once")
-def run_once(repo: RepoArg, hint: HintOpt = None, quiet: QuietOpt = False) -> None:
+def run_once(repo: RepoArg = None, hint: HintOpt = None, quiet: QuietOpt = False) -> None:
     """Run one full cycle: propose, commit, run, evaluate, keep or revert."""
     from autoresearch.cli.render import fmt_metric
 
@@ -398,7 +604,7 @@ def run_once(repo: RepoArg, hint: HintOpt = None, quiet: QuietOpt = False) -> No
 
 @app.command()
 def run(
-    repo: RepoArg,
+    repo: RepoArg = None,
     max_runs: Annotated[
         int | None, typer.Option(min=1, help="Stop after this many cycles. [default: no limit]")
     ] = None,
@@ -412,37 +618,60 @@ def run(
         _say(f"done: {len(results)} cycles, {kept} kept")
 
 
-def _load(repo: Path) -> tuple[Workspace, ResearchConfig]:
+def _load(repo: Path | None) -> tuple[Workspace, ResearchConfig]:
     from autoresearch.workspace import Workspace
 
-    workspace = Workspace(repo.expanduser().resolve())
+    workspace = Workspace(_find_repo(repo))
     return workspace, _run(workspace.read_config)
+
+
+def _in_progress(state: ResearchState | None) -> bool:
+    """Whether state.json says a cycle is under way (or was, when its process died)."""
+    return state is not None and (state.current_cycle is not None or state.phase != "idle")
+
+
+async def _status_now(workspace: Workspace) -> tuple[ResearchState | None, bool, int | None]:
+    """state.json, and whether a process holds the writer lock (and its pid), in agreement."""
+    state = await workspace.read_state()
+    held, pid = await workspace.probe_lock()
+    if not held and _in_progress(state):  # it may have finished between the two looks
+        state = await workspace.read_state()
+        held, pid = await workspace.probe_lock()
+    return state, held, pid
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 
 
 @app.command()
-def status(repo: RepoArg, as_json: JsonOpt = False) -> None:
-    """Where the research stands: phase, cycles, baseline → best."""
+def status(repo: RepoArg = None, as_json: JsonOpt = False) -> None:
+    """Where the research stands: phase, running or interrupted, cycles, baseline → best."""
     from autoresearch.cli.render import status_table
 
     workspace, config = _load(repo)
-    state = _run(workspace.read_state)
+    state, running, pid = _run(lambda: _status_now(workspace))
     if as_json:
-        typer.echo(json.dumps(state.to_json_dict() if state else {}, indent=2))
+        data = state.to_json_dict() if state else {}
+        interrupted = not running and _in_progress(state)
+        data.update(running=running, pid=pid, interrupted=interrupted)
+        typer.echo(json.dumps(data, indent=2))
         return
     if state is None:
+        holder = f"; running (pid {pid})" if running and pid else "; running" if running else ""
         _out().print(
             f"{workspace.repo_path}: initialised, no cycle run yet (branch {config.branch})"
+            f"{holder}",
+            markup=False,
         )
         return
-    _out().print(status_table(state, config.metric.name, config.metric.direction))
+    _out().print(
+        status_table(state, config.metric.name, config.metric.direction, running=running, pid=pid)
+    )
 
 
 @app.command()
 def results(
-    repo: RepoArg,
+    repo: RepoArg = None,
     as_json: JsonOpt = False,
     limit: Annotated[int | None, typer.Option(min=1, help="Show only the last N cycles.")] = None,
 ) -> None:
@@ -475,14 +704,37 @@ def results(
     )
 
 
-@app.command()
+class _ShowCommand(TyperCommand):
+    """``show [REPO] CYCLE``: both arguments are optional to click; the usage says the truth."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:  # ctx: the click context
+        return ["[OPTIONS]", "[REPO] CYCLE"]
+
+
+@app.command(cls=_ShowCommand)
 def show(
-    repo: RepoArg,
-    cycle: Annotated[int, typer.Argument(help="The cycle number (see `results`).")],
+    repo: RepoArg = None,
+    cycle: Annotated[
+        int | None,
+        typer.Argument(
+            metavar="CYCLE",
+            help="The cycle number (see `results`). Given alone, the one argument is CYCLE.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """One cycle in full: description, status, metric, the change's diff and the log's tail."""
     from autoresearch.cli.render import fmt_metric
 
+    if cycle is None:  # `show 3`: the single argument is the cycle, in the current repository
+        given = "" if repo is None else str(repo)
+        if not given.isdigit():
+            _usage_error(
+                "missing CYCLE (show [REPO] CYCLE)"
+                if repo is None
+                else f"CYCLE must be a cycle number, got {given!r} (show [REPO] CYCLE)"
+            )
+        repo, cycle = None, int(given)
     workspace, config = _load(repo)
     from autoresearch.gitrepo import GitRepo
 
@@ -522,30 +774,35 @@ def show(
 
 @app.command()
 def reset(
-    repo: RepoArg,
+    repo: RepoArg = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Delete .autoresearch/ (config, state, results, logs); the branch and commits stay."""
+    """Archive the session (config, results, logs, candidates' refs) to start afresh."""
+    from autoresearch.facade import NeuroLink
     from autoresearch.workspace import Workspace
 
-    workspace = Workspace(repo.expanduser().resolve())
-    if not workspace.dir.exists():
-        _out().print(f"nothing to reset: {workspace.dir} does not exist", markup=False)
+    workspace = Workspace(_find_repo(repo))
+    if not workspace.config_path.exists():
+        _out().print(f"nothing to reset: {workspace.repo_path} has no session", markup=False)
         return
-    _run(workspace.check_unlocked)  # never delete what a running worker is writing
+    _run(workspace.check_unlocked)  # never move what a running worker is writing
     if not yes:
         if not sys.stdin.isatty() and not os.environ.get("AUTORESEARCH_ASSUME_TTY"):
-            _say("error: refusing to delete results without --yes (stdin is not a terminal)")
+            _say("error: refusing to reset without --yes (stdin is not a terminal)")
             raise typer.Exit(2)
         typer.confirm(
-            f"Delete {workspace.dir} (config, state, results and logs)? "
-            "The git branch and its commits are kept",
+            f"Archive the session in {workspace.dir} (config, state, results and logs) and "
+            "start afresh? Nothing is deleted",
             abort=True,
         )
-    _run(workspace.remove)
+    defer_signals()  # archiving: a signal waits until it is done
+    done = _run(lambda: NeuroLink().reset_research(workspace.repo_path))
+    where = workspace.relative(done.folder) if done.folder else "nothing to archive"
+    refs = f"; candidates' refs under {done.refs}" if done.refs else ""
     _out().print(
-        f"deleted {workspace.dir}; the autoresearch/* branches and refs/autoresearch/ "
-        "commits are kept (delete them with git if you want)"
+        f"archived the session: files in {where}{refs}. The branch autoresearch/{done.tag} "
+        "is kept; the next `init` starts a new session on it.",
+        markup=False,
     )
 
 
@@ -564,10 +821,11 @@ def quickstart(
     """Copy the example into a new git repo at DIRECTORY, initialise it, run an offline session."""
     from autoresearch.cli.quickstart import create_quickstart
 
+    defer_signals()  # it writes from the start; `run` acts on a signal that came meanwhile
     repo = _run(lambda: create_quickstart(directory))
     _out().print(f"created the example repository at {repo}", markup=False)
     init(
-        repo,
+        repo=repo,
         target=["train.py"],
         run_command=f"{_python()} train.py",
         metric_name="val_bpb",
@@ -593,11 +851,13 @@ OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="The file to wri
 
 
 @app.command()
-def plot(repo: RepoArg, output: OutputOpt = Path("progress.png")) -> None:
+def plot(repo: RepoArg = None, output: OutputOpt = Path("progress.png")) -> None:
     """Draw the metric per cycle (.png, .svg or .pdf): kept changes labelled, best marked."""
     from autoresearch.plot import load_progress, render_plot, summarize
 
-    progress = _run(lambda: load_progress(repo))
+    root = _find_repo(repo)
+    progress = _run(lambda: load_progress(root))
+    defer_signals()  # writing the chart: a signal waits until it is written
     with _errors():
         written = render_plot(
             progress.records, progress.metric, progress.direction, output, branch=progress.branch
@@ -607,12 +867,14 @@ def plot(repo: RepoArg, output: OutputOpt = Path("progress.png")) -> None:
 
 
 @app.command()
-def report(repo: RepoArg, output: OutputOpt = Path("report.html")) -> None:
+def report(repo: RepoArg = None, output: OutputOpt = Path("report.html")) -> None:
     """Write one self-contained HTML report: summary, chart, results, each kept change's diff."""
     from autoresearch.plot import INSTALL_HINT, matplotlib_available, summarize
     from autoresearch.report import write_report
 
-    written = _run(lambda: write_report(repo, output))
+    root = _find_repo(repo)
+    defer_signals()  # writing the report: a signal waits until it is written
+    written = _run(lambda: write_report(root, output))
     summary = summarize(written.progress.records)
     _out().print(f"wrote {output} ({summary.cycles} cycles, {summary.kept} kept)", markup=False)
     if not matplotlib_available():

@@ -22,7 +22,13 @@ from rich.text import Text
 from autoresearch.cli.render import STATUS_STYLES, cycle_line, fmt_metric
 from autoresearch.config import ResearchConfig
 from autoresearch.emitter import ALL_EVENTS, EventEmitter
-from autoresearch.events import CycleEndEvent, CycleStartEvent, PhaseEnterEvent, TimeoutEvent
+from autoresearch.events import (
+    CycleEndEvent,
+    CycleStartEvent,
+    NoticeEvent,
+    PhaseEnterEvent,
+    TimeoutEvent,
+)
 from autoresearch.results import CycleResult
 
 __all__ = ["LiveView", "PlainView"]
@@ -38,15 +44,20 @@ class PlainView:
     def attach(self, emitter: EventEmitter) -> None:
         """Subscribe to the events it prints."""
         emitter.on("autoresearch:cycle:end", self._on_end)
+        emitter.on("autoresearch:notice", self._on_notice)
 
     def detach(self, emitter: EventEmitter) -> None:
         """Unsubscribe."""
         emitter.off("autoresearch:cycle:end", self._on_end)
+        emitter.off("autoresearch:notice", self._on_notice)
 
     def _on_end(self, event: CycleEndEvent) -> None:
         self.console.print(
             cycle_line(event.to_result(), self.config.metric.name), highlight=False, markup=False
         )
+
+    def _on_notice(self, event: NoticeEvent) -> None:
+        self.console.print(f"note: {event.message}", highlight=False, markup=False)
 
     def __enter__(self) -> PlainView:
         return self
@@ -79,6 +90,9 @@ class LiveView(PlainView):
         """Unsubscribe."""
         emitter.off(ALL_EVENTS, self._on_event)
 
+    def _on_notice(self, event: NoticeEvent) -> None:
+        self._live.console.print(f"note: {event.message}", highlight=False, markup=False)
+
     def _on_event(self, event: Any) -> None:
         now = time.monotonic()
         if isinstance(event, CycleStartEvent):
@@ -87,6 +101,8 @@ class LiveView(PlainView):
             self.phase, self.phase_started = event.phase, now
         elif isinstance(event, TimeoutEvent):
             self.timed_out = True
+        elif isinstance(event, NoticeEvent):
+            self._on_notice(event)
         elif isinstance(event, CycleEndEvent):
             result = event.to_result()
             self.best = event.best_metric

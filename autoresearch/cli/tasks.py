@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from autoresearch.cli import defer_signals
 from autoresearch.cli.app import (
-    EXIT_INTERRUPTED,
+    Interruption,
     JsonOpt,
     RepoArg,
+    _find_repo,
     _interruptible,
     _out,
     _run,
@@ -72,6 +74,7 @@ def _manager(home: Path | None) -> TaskManager:
 
 def _call(home: Path | None, action: Callable[[TaskManager], Awaitable[Any]]) -> Any:
     manager = _manager(home)
+    defer_signals()  # the store is written: a signal waits until the command is done
 
     async def main() -> Any:
         try:
@@ -126,8 +129,9 @@ def task_start(
     """Run the active tasks in the foreground until Ctrl-C (pause/stop them from elsewhere)."""
     manager = _manager(home)
     _print_events(manager)
+    defer_signals()  # opening the store writes: `_interruptible` acts on a signal meanwhile
 
-    async def main() -> tuple[None, bool]:
+    async def main() -> tuple[None, Interruption | None]:
         try:
             return await _interruptible(
                 lambda: manager.start_worker(
@@ -140,10 +144,13 @@ def task_start(
         finally:
             await manager.neurolink.aclose()
 
-    _, interrupted = _run(main)
-    if interrupted:
+    _, interruption = _run(main)
+    if interruption is not None and interruption.early:
+        _say(f"interrupted ({interruption.name}) before the worker started; nothing was run")
+        raise typer.Exit(interruption.exit_code)
+    if interruption is not None:
         _say("stopped: interrupted cycles are recorded as crash; the tasks stay active")
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise typer.Exit(interruption.exit_code)
 
 
 def _usage_text(info: TaskInfo) -> str:
@@ -234,7 +241,7 @@ def _task_id_for(repo: Path, taken: dict[str, str]) -> str:
 
 
 def start_repo(  # noqa: PLR0917 (typer options)
-    repo: RepoArg,
+    repo: RepoArg = None,
     interval: Annotated[
         float, typer.Option(min=0, help="Seconds between the end of a cycle and the next.")
     ] = 0.0,
@@ -259,7 +266,7 @@ def start_repo(  # noqa: PLR0917 (typer options)
     home: HomeOpt = None,
 ) -> None:
     """Save a task for REPO from its .autoresearch/config.json; `task start` runs it."""
-    root = repo.expanduser().resolve()
+    root = _find_repo(repo)
 
     from autoresearch.workspace import Workspace
 
@@ -298,29 +305,32 @@ def start_repo(  # noqa: PLR0917 (typer options)
 
 
 def _repo_action(
-    repo: Path, home: Path | None, action: Callable[[TaskManager, str], Awaitable[TaskInfo]]
+    repo: Path | None,
+    home: Path | None,
+    action: Callable[[TaskManager, str], Awaitable[TaskInfo]],
 ) -> TaskInfo:
-    root = repo.expanduser().resolve()
+    root = _find_repo(repo)
 
     async def act(manager: TaskManager) -> TaskInfo:
         info = await manager.find(root)
         if info is None:
-            raise TaskError(f"no task for {root} (save one with `autoresearch start {repo}`)")
+            raise TaskError(f"no task for {root} (save one with `autoresearch start {root}`)")
         return await action(manager, info.id)
 
     result: TaskInfo = _call(home, act)
     return result
 
 
-def pause_repo(repo: RepoArg, home: HomeOpt = None) -> None:
+def pause_repo(repo: RepoArg = None, home: HomeOpt = None) -> None:
     """Pause REPO's task: the worker finishes the cycle in progress and runs no more."""
     info = _repo_action(repo, home, lambda m, i: m.pause(i))
+    where = "" if repo is None else f" {repo}"
     _out().print(
-        f"task {info.id!r} is paused; `autoresearch resume {repo}` continues it", markup=False
+        f"task {info.id!r} is paused; `autoresearch resume{where}` continues it", markup=False
     )
 
 
-def resume_repo(repo: RepoArg, home: HomeOpt = None) -> None:
+def resume_repo(repo: RepoArg = None, home: HomeOpt = None) -> None:
     """Resume REPO's paused (or stopped, failed, budget-exhausted) task."""
     info = _repo_action(repo, home, lambda m, i: m.resume(i))
     _out().print(
@@ -329,7 +339,7 @@ def resume_repo(repo: RepoArg, home: HomeOpt = None) -> None:
 
 
 def stop_repo(
-    repo: RepoArg,
+    repo: RepoArg = None,
     now: Annotated[
         bool,
         typer.Option(
