@@ -9,6 +9,7 @@ TOML and YAML before anything is committed or run.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tomllib
@@ -31,6 +32,7 @@ __all__ = [
     "Edit",
     "PathPolicy",
     "apply_changes",
+    "blob_id",
     "check_config_paths",
     "check_syntax",
 ]
@@ -78,11 +80,26 @@ class PathPolicy:
     root: Path
     mutable: tuple[str, ...]
     immutable: tuple[str, ...] = ()
+    tracked: frozenset[str] | None = None
+    """The files git tracks under the mutable paths; when given, an existing file outside it
+    (a user's untracked scratch file) is never edited, since git could not give it back."""
 
     @classmethod
-    def from_config(cls, config: ResearchConfig) -> PathPolicy:
+    def from_config(
+        cls, config: ResearchConfig, tracked: frozenset[str] | None = None
+    ) -> PathPolicy:
         """The policy a configuration implies."""
-        return cls(config.repo_path, tuple(config.mutable_paths), tuple(config.immutable_paths))
+        return cls(
+            config.repo_path, tuple(config.mutable_paths), tuple(config.immutable_paths), tracked
+        )
+
+    def allows(self, raw: str) -> bool:
+        """Whether an edit may write ``raw`` (:meth:`check` without the reason)."""
+        try:
+            self.check(raw)
+        except EditError:
+            return False
+        return True
 
     def check(self, raw: str) -> str:
         """The normalised repo-relative path for ``raw``, or :class:`EditError` saying why not."""
@@ -126,6 +143,13 @@ class AppliedChanges:
     files: list[str]
     created: list[str] = field(default_factory=list)
     originals: dict[str, bytes] = field(default_factory=dict)
+    blobs: dict[str, str] = field(default_factory=dict)
+    """The git blob id of each file's new content, to recognise it later as the engine's."""
+
+
+def blob_id(data: bytes) -> str:
+    """The id git gives a blob with content ``data`` (what ``git hash-object`` prints)."""
+    return hashlib.sha1(b"blob %d\x00" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
 def _new_text(edit: Edit, current: str | None) -> str:
@@ -158,6 +182,11 @@ def _plan_writes(policy: PathPolicy, changes: ChangeSet) -> tuple[dict[str, str]
             if path.is_dir():
                 raise EditError(f"{edit.path} is a directory, not a file")
             if path.exists():
+                if policy.tracked is not None and rel not in policy.tracked:
+                    raise EditError(
+                        f"{edit.path} exists but git does not track it, so it is never edited "
+                        "(edit a tracked file or create a new one)"
+                    )
                 data = path.read_bytes()
                 originals[rel] = data
                 if b"\x00" in data:
@@ -185,7 +214,9 @@ def _apply(policy: PathPolicy, changes: ChangeSet) -> AppliedChanges:
             path.parent.mkdir(parents=True, exist_ok=True)
         mode = path.stat().st_mode if path.exists() else None
         tmp = path.with_name(f".{path.name}.autoresearch-tmp")
-        tmp.write_bytes(text.encode("utf-8"))
+        data = text.encode("utf-8")
+        applied.blobs[rel] = blob_id(data)
+        tmp.write_bytes(data)
         if mode is not None:
             os.chmod(tmp, mode)
         os.replace(tmp, path)
@@ -238,7 +269,7 @@ async def check_syntax(root: Path, files: Sequence[str]) -> str | None:
     return await anyio.to_thread.run_sync(_check_all, root, files)
 
 
-def _check_paths(config: ResearchConfig) -> None:
+def _check_paths(config: ResearchConfig, missing_ok: Sequence[str]) -> None:
     root = config.repo_path
     for field_name, paths in (
         ("mutable_paths", config.mutable_paths),
@@ -246,6 +277,8 @@ def _check_paths(config: ResearchConfig) -> None:
     ):
         for rel in paths:
             path = root / rel
+            if not path.exists() and not path.is_symlink() and rel in missing_ok:
+                continue
             if not path.exists():
                 raise ConfigError(
                     f"{field_name}: {rel!r} does not exist in {root}; create it or fix the path",
@@ -264,6 +297,9 @@ def _check_paths(config: ResearchConfig) -> None:
         )
 
 
-async def check_config_paths(config: ResearchConfig) -> None:
-    """Check the configured paths against the disk; :class:`ConfigError` names the field."""
-    await anyio.to_thread.run_sync(_check_paths, config)
+async def check_config_paths(config: ResearchConfig, missing_ok: Sequence[str] = ()) -> None:
+    """Check the configured paths against the disk; :class:`ConfigError` names the field.
+
+    Paths in ``missing_ok`` may be missing (recovery is about to bring them back).
+    """
+    await anyio.to_thread.run_sync(_check_paths, config, missing_ok)

@@ -11,6 +11,7 @@ application can catch one type. A failed *experiment* is never an exception: it 
     │   └── NotInitializedError    the repo has no .autoresearch/config.json
     ├── WorkspaceError         a file under .autoresearch/ is unreadable or malformed
     ├── GitError               a git operation failed (translated from pygit2)
+    │   └── HeadMovedError         HEAD left the research branch or its expected commit
     ├── LockedError            another autoresearch process holds the repo
     ├── EditError              a proposed edit was refused or could not be applied
     ├── ProposerError          the proposer could not produce a plan or an edit
@@ -28,7 +29,7 @@ Foreign exceptions (pygit2, OSError, pydantic) are translated where they occur w
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from autoresearch.results import Usage
@@ -40,6 +41,7 @@ __all__ = [
     "ConfigError",
     "EditError",
     "GitError",
+    "HeadMovedError",
     "LockedError",
     "NotInitializedError",
     "ProposerError",
@@ -78,6 +80,24 @@ class WorkspaceError(AutoResearchError):
 
 class GitError(AutoResearchError):
     """A git operation failed; the pygit2 error is kept on ``__cause__``."""
+
+
+class HeadMovedError(GitError):
+    """HEAD is not where the engine left it, so the engine refuses to commit or restore.
+
+    ``kind`` is ``"branch"`` when the checkout left the research branch (someone ran
+    ``git checkout main``) and ``"commit"`` when the research branch holds a commit the engine
+    did not make. ``head`` is the commit HEAD is at and ``branch`` the branch it is on (``None``
+    when detached).
+    """
+
+    def __init__(
+        self, message: str, *, kind: Literal["branch", "commit"], head: str, branch: str | None
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.head = head
+        self.branch = branch
 
 
 class LockedError(AutoResearchError):

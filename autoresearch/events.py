@@ -1,4 +1,4 @@
-"""The ten events a worker emits: one frozen model each, their names, and the union.
+"""The eleven events a worker emits: one frozen model each, their names, and the union.
 
 Every event's ``type`` field is its name (``"autoresearch:cycle:start"``), so a handler that
 receives many kinds can dispatch on it, and ``event.to_json_dict()`` is ready to send to a
@@ -26,6 +26,8 @@ __all__ = [
     "ErrorEvent",
     "Event",
     "MetricRecordedEvent",
+    "NoticeEvent",
+    "NoticeKind",
     "Phase",
     "PhaseEnterEvent",
     "PhaseExitEvent",
@@ -185,6 +187,28 @@ class TimeoutEvent(_EventBase):
     elapsed_ms: int
 
 
+NoticeKind = Literal["saved", "rebaseline", "stale-lock", "hooks"]
+"""What a notice is about.
+
+``saved``: content autoresearch did not write was committed under
+``refs/autoresearch/<tag>/saved/…`` before a restore replaced it; ``rebaseline``: the research
+branch holds a commit autoresearch did not make, which is measured as a new baseline;
+``stale-lock``: a git lock file left by an interrupted cycle was removed; ``hooks``: the
+repository has git hooks, which candidate commits do not run.
+"""
+
+
+class NoticeEvent(_EventBase):
+    """Something the user should know, said in one line; nothing went wrong."""
+
+    type: Literal["autoresearch:notice"] = "autoresearch:notice"
+    kind: NoticeKind
+    message: str
+    cycle: int | None = None
+    ref: str | None = None
+    """The reference the notice is about (the saved commit's), when there is one."""
+
+
 class StoppedEvent(_EventBase):
     """The worker's loop ended."""
 
@@ -205,10 +229,11 @@ Event = Annotated[
     | CommitRevertedEvent
     | ErrorEvent
     | TimeoutEvent
-    | StoppedEvent,
+    | StoppedEvent
+    | NoticeEvent,
     Field(discriminator="type"),
 ]
-"""Any of the ten events (a discriminated union on ``type``)."""
+"""Any of the eleven events (a discriminated union on ``type``)."""
 
 EVENT_MODELS: dict[str, type[_EventBase]] = {
     model.model_fields["type"].default: model
@@ -223,12 +248,13 @@ EVENT_MODELS: dict[str, type[_EventBase]] = {
         ErrorEvent,
         TimeoutEvent,
         StoppedEvent,
+        NoticeEvent,
     )
 }
 """Event name → model class."""
 
 EVENT_NAMES: tuple[str, ...] = tuple(EVENT_MODELS)
-"""The ten event names, in the seed's order."""
+"""The eleven event names: the seed's ten in its order, then ``autoresearch:notice``."""
 
 _ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 

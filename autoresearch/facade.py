@@ -7,6 +7,7 @@ proposer each worker uses: the offline ``local`` proposer when no provider is na
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -26,10 +27,21 @@ if TYPE_CHECKING:
 
     from autoresearch.tasks import Task, TaskInfo, TaskManager
 
-__all__ = ["LOCAL_PROVIDER", "NeuroLink"]
+__all__ = ["LOCAL_PROVIDER", "NeuroLink", "ResetResult"]
 
 LOCAL_PROVIDER = "local"
 """The provider name of the offline proposer (also used when no provider is given)."""
+
+
+@dataclass(frozen=True)
+class ResetResult:
+    """Where :meth:`NeuroLink.reset_research` put the archived session."""
+
+    folder: Path | None
+    """The archive of ``.autoresearch/``'s files (None when there were none)."""
+    refs: str | None
+    """The prefix the candidates' references moved under (None when there were none)."""
+    tag: str
 
 
 class NeuroLink:
@@ -128,6 +140,7 @@ class NeuroLink:
                     field="tag",
                 )
         await worker.prepare()
+        await worker.announce_hooks()
         return worker
 
     async def load_research_worker(
@@ -143,6 +156,41 @@ class NeuroLink:
         if overrides:
             config = load_config(config, **overrides)
         return self.create_research_worker(config, proposer=proposer)
+
+    async def reset_research(self, repo_path: str | Path) -> ResetResult:
+        """Archive a repository's research session so the next ``init`` starts afresh.
+
+        Nothing is deleted: ``.autoresearch/``'s files move to ``.autoresearch/archive/<time>/``
+        and the candidates' references ``refs/autoresearch/<tag>/<n>`` to
+        ``refs/autoresearch/<tag>/archive/<time>/<n>``, so a new session on the same tag
+        reuses no file or reference name. The branch ``autoresearch/<tag>`` stays where it is.
+        Raises :class:`LockedError` while a worker runs on the repository.
+        """
+        from datetime import UTC, datetime
+
+        from autoresearch.gitrepo import GitRepo
+
+        root = await anyio.to_thread.run_sync(lambda: Path(repo_path).expanduser().resolve())
+        workspace = Workspace(root)
+        config = await workspace.read_config()
+        lock = await workspace.acquire_lock()
+        try:
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            git = await GitRepo.open(root)
+            prefix = f"refs/autoresearch/{config.tag}/"
+            names = await git.refs_under(prefix)
+            renames = {
+                name: f"{prefix}archive/{stamp}/{name[len(prefix) :]}"
+                for name in names
+                if name[len(prefix) :].isdigit()
+            }
+            await git.rename_refs(renames)
+            folder = await workspace.archive(stamp)
+        finally:
+            await workspace.release_lock(lock)
+        return ResetResult(
+            folder=folder, refs=f"{prefix}archive/{stamp}/" if renames else None, tag=config.tag
+        )
 
     def http_client(self) -> httpx.AsyncClient:
         """The one HTTP client every provider of this facade shares (created on first use)."""
@@ -233,4 +281,5 @@ class NeuroLink:
     startTaskWorker = start_task_worker
     initResearch = init_research
     loadResearchWorker = load_research_worker
+    resetResearch = reset_research
     getEventEmitter = get_event_emitter

@@ -13,10 +13,11 @@ their cost follows the size of the mutable paths, not the size of the repository
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
 import stat
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TypeVar
 
@@ -25,9 +26,9 @@ import anyio.to_thread
 import pygit2
 from pygit2.enums import CheckoutStrategy, FileMode, FileStatus, ResetMode
 
-from autoresearch.errors import ConfigError, GitError
+from autoresearch.errors import ConfigError, GitError, HeadMovedError
 
-__all__ = ["DEFAULT_AUTHOR", "GitRepo"]
+__all__ = ["DEFAULT_AUTHOR", "TEMP_SUFFIX", "Expect", "GitRepo", "SavedWork"]
 
 DEFAULT_AUTHOR: tuple[str, str] = ("autoresearch", "autoresearch@localhost")
 """Author and committer used when the repository's config has no ``user.name``/``user.email``."""
@@ -36,6 +37,29 @@ _T = TypeVar("_T")
 _Entry = tuple[pygit2.Oid, int]  # (blob id, file mode) of one tree entry
 _BLOB_MODES = (FileMode.BLOB, FileMode.BLOB_EXECUTABLE, FileMode.LINK)
 _TRANSLATED = (pygit2.GitError, KeyError, OSError, ValueError)
+
+TEMP_SUFFIX = ".autoresearch-tmp"
+"""Files are written as ``.<name>.autoresearch-tmp`` and renamed into place, never in place."""
+
+
+@dataclass(frozen=True)
+class Expect:
+    """Where HEAD must be before the engine writes: on ``branch`` and, if given, at ``commit``.
+
+    Every commit and restore the worker makes carries one, so a ``git checkout main`` or a
+    commit made by hand in another terminal stops the engine instead of being overwritten.
+    """
+
+    branch: str
+    commit: str | None = None
+
+
+@dataclass(frozen=True)
+class SavedWork:
+    """Content a restore saved before replacing it: the new reference and the files in it."""
+
+    ref: str
+    paths: tuple[str, ...]
 
 
 def _tree_entries(tree: pygit2.Tree, prefix: str) -> dict[str, _Entry]:
@@ -267,8 +291,14 @@ class GitRepo:
         # Filters (core.autocrlf, .gitattributes) can make different bytes the same blob.
         return self._repo.hashfile(rel) != entry[0]
 
-    def _scan(self, specs: list[str]) -> tuple[set[str], set[str]]:
-        """Compare the files under ``specs`` with HEAD: (added or modified, deleted)."""
+    def _scan(
+        self, specs: list[str], untracked: Collection[str] | None = None
+    ) -> tuple[set[str], set[str]]:
+        """Compare the files under ``specs`` with HEAD: (added or modified, deleted).
+
+        Files HEAD does not track count as added when they are not ignored, or, when
+        ``untracked`` is given, only when they are listed in it.
+        """
         head_tree = self._head().tree
         index = self._repo.index
         index.read(False)
@@ -290,11 +320,47 @@ class GitRepo:
                 elif self._differs(rel, st, entry):
                     changed.add(rel)
             for rel, st in present.items():
-                if _mode_of(st) is not None and (
-                    rel in index or not self._repo.path_is_ignored(rel)
-                ):
+                if _mode_of(st) is None:
+                    continue
+                if untracked is not None:
+                    if rel in untracked:
+                        changed.add(rel)
+                elif rel in index or not self._repo.path_is_ignored(rel):
                     changed.add(rel)
         return changed, deleted
+
+    def _check_head(self, expect: Expect | None) -> None:
+        """Raise :class:`HeadMovedError` unless HEAD is where ``expect`` says."""
+        if expect is None:
+            return
+        repo = self._repo
+        head = str(self._head().id)
+        branch = None if repo.head_is_detached else repo.head.shorthand
+        if branch != expect.branch:
+            where = f"on {branch}" if branch else f"a detached HEAD at {head[:7]}"
+            raise HeadMovedError(
+                f"the checkout left {expect.branch} (it is now {where}); autoresearch stopped "
+                f"without touching it (check out {expect.branch} to go on)",
+                kind="branch",
+                head=head,
+                branch=branch,
+            )
+        if expect.commit is not None and head != expect.commit:
+            raise HeadMovedError(
+                f"{expect.branch} is at {head[:7]}, a commit autoresearch did not make "
+                f"(it left it at {expect.commit[:7]})",
+                kind="commit",
+                head=head,
+                branch=branch,
+            )
+
+    def _common_dir(self) -> Path:
+        """The directory shared by every worktree (``.git`` of the main checkout)."""
+        gitdir = Path(self._repo.path)
+        pointer = gitdir / "commondir"
+        if pointer.is_file():
+            return (gitdir / pointer.read_text(encoding="utf-8").strip()).resolve()
+        return gitdir
 
     def _signature(self) -> pygit2.Signature:
         try:
@@ -317,6 +383,10 @@ class GitRepo:
             return self._repo.head.shorthand
 
         return await self._run("reading the current branch", branch)
+
+    async def check_head(self, expect: Expect) -> None:
+        """Raise :class:`HeadMovedError` unless HEAD is on ``expect.branch`` (at its commit)."""
+        await self._run("reading HEAD", lambda: self._check_head(expect))
 
     async def branch_exists(self, name: str) -> bool:
         """Whether the local branch ``name`` exists."""
@@ -350,6 +420,96 @@ class GitRepo:
             return sorted(modified | deleted)
 
         return await self._run("comparing the working tree with HEAD", changed)
+
+    async def target_problems(self, paths: Sequence[str]) -> list[str]:
+        """Why each of ``paths`` cannot be a research target, one sentence per bad path.
+
+        A target must be tracked by git in HEAD (a file, or a directory holding tracked
+        files), so that every version of it lives in a git object and a restore can always
+        give it back. Untracked and ignored paths, and paths in or under a submodule, are
+        refused with what to do instead.
+        """
+        specs = self._specs(paths)
+
+        def check() -> list[str]:
+            tree = self._head().tree
+            return [p for spec in specs if (p := self._target_problem(tree, spec))]
+
+        return await self._run("checking the research targets", check)
+
+    def _target_problem(self, tree: pygit2.Tree, spec: str) -> str | None:
+        if not spec:
+            return None  # the whole working tree
+        parts = spec.split("/")
+        for depth in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:depth])
+            try:
+                entry = tree[prefix]
+            except KeyError:
+                return self._untracked_reason(spec)
+            if entry.filemode == FileMode.COMMIT:
+                where = "is" if prefix == spec else f"is inside {prefix!r}, which is"
+                return (
+                    f"{spec!r} {where} a git submodule; autoresearch cannot commit into a "
+                    "submodule (research the submodule's own repository instead)"
+                )
+        if not _tree_entries(tree, spec):
+            return self._untracked_reason(spec)  # a directory of nothing but submodules
+        return None
+
+    def _untracked_reason(self, spec: str) -> str:
+        if self._repo.path_is_ignored(spec):
+            return (
+                f"{spec!r} is ignored by git, so autoresearch could not restore it; take it out "
+                f"of .gitignore, then `git add {spec}` and commit it"
+            )
+        return (
+            f"{spec!r} is not tracked by git, so a discarded change could not be undone; "
+            f"`git add {spec}` and commit it first"
+        )
+
+    async def tracked_under(self, paths: Sequence[str]) -> set[str]:
+        """The files HEAD tracks under ``paths``."""
+        specs = self._specs(paths)
+
+        def tracked() -> set[str]:
+            tree = self._head().tree
+            return {rel for spec in specs for rel in _tree_entries(tree, spec)}
+
+        return await self._run("listing tracked files", tracked)
+
+    async def hooks(self) -> list[str]:
+        """Names of the commit hooks git would run here (``pre-commit``, ``commit-msg``…)."""
+
+        def find() -> list[str]:
+            try:
+                configured = self._repo.config["core.hooksPath"]
+            except KeyError:
+                configured = None
+            folder = (
+                Path(self.root, os.path.expanduser(configured))
+                if configured
+                else self._common_dir() / "hooks"
+            )
+            names = ("pre-commit", "prepare-commit-msg", "commit-msg", "post-commit")
+            return [name for name in names if os.access(folder / name, os.X_OK)]
+
+        return await self._run("looking for git hooks", find)
+
+    async def lock_files(self) -> list[Path]:
+        """Lock files git (or libgit2) leaves while it writes: index, HEAD, config, refs."""
+
+        def find() -> list[Path]:
+            gitdir, common = Path(self._repo.path), self._common_dir()
+            found = [gitdir / "index.lock", gitdir / "HEAD.lock"]
+            found += [common / "packed-refs.lock", common / "config.lock"]
+            found = [path for path in found if path.exists()]
+            refs = common / "refs"
+            if refs.is_dir():
+                found += sorted(refs.rglob("*.lock"))
+            return found
+
+        return await self._run("looking for git lock files", find)
 
     async def resolve(self, rev: str) -> str:
         """Return the full sha of the commit named by ``rev`` (ref name, short or full sha)."""
@@ -401,6 +561,13 @@ class GitRepo:
 
         return await self._run(f"reading {path!r} at {commit!r}", read)
 
+    async def parents(self, commit: str) -> list[str]:
+        """Return the full shas of the parents of ``commit``."""
+        return await self._run(
+            f"reading the parents of {commit!r}",
+            lambda: [str(p) for p in self._commit(commit).parent_ids],
+        )
+
     async def commit_message(self, commit: str) -> str:
         """Return the message of ``commit``."""
         return await self._run(
@@ -437,13 +604,14 @@ class GitRepo:
     async def exclude(self, pattern: str) -> None:
         """Add ``pattern`` as a line of ``.git/info/exclude`` unless it is already there.
 
-        ``.gitignore`` is never touched, so the user's tracked files stay clean.
+        ``.gitignore`` is never touched, so the user's tracked files stay clean. In a linked
+        worktree the file of the main repository is used, since that is the one git reads.
         """
         if not pattern.strip() or "\n" in pattern:
             raise GitError(f"cannot add {pattern!r} to .git/info/exclude: not a single pattern")
 
         def add() -> None:
-            path = Path(self._repo.path) / "info" / "exclude"
+            path = self._common_dir() / "info" / "exclude"  # where every worktree reads it
             text = path.read_text(encoding="utf-8") if path.exists() else ""
             if pattern in (line.strip() for line in text.splitlines()):
                 return
@@ -454,20 +622,32 @@ class GitRepo:
 
         await self._run(f"adding {pattern!r} to .git/info/exclude", add)
 
-    async def commit_paths(self, paths: Sequence[str], message: str) -> str | None:
+    async def commit_paths(
+        self,
+        paths: Sequence[str],
+        message: str,
+        *,
+        expect: Expect | None = None,
+        untracked: Collection[str] | None = None,
+    ) -> str | None:
         """Commit exactly the changes under ``paths`` on the current branch.
 
-        Additions, modifications and deletions under ``paths`` are staged (ignored files never
-        are); everything else keeps its index and working-tree state and stays out of the
-        commit. The author and committer come from ``user.name``/``user.email`` in the repo's
-        config, else :data:`DEFAULT_AUTHOR`. Returns the new full sha, or None when nothing
-        under ``paths`` changed.
+        Modifications and deletions of tracked files under ``paths`` are staged, and new files:
+        every one that is not ignored, or only those listed in ``untracked`` when it is given
+        (the worker lists the files its proposer created, so a user's scratch file or a
+        ``__pycache__`` is never committed). Everything else keeps its index and working-tree
+        state and stays out of the commit. With ``expect``, HEAD must be there first
+        (:class:`HeadMovedError` otherwise). The author and committer come from
+        ``user.name``/``user.email`` in the repo's config, else :data:`DEFAULT_AUTHOR`.
+        Returns the new full sha, or None when nothing under ``paths`` changed.
         """
         specs = self._specs(paths)
+        allowed = None if untracked is None else {s for s in self._specs(list(untracked)) if s}
 
         def commit() -> str | None:
             repo = self._repo
-            modified, deleted = self._scan(specs)
+            self._check_head(expect)
+            modified, deleted = self._scan(specs, allowed)
             if not modified and not deleted:
                 return None
             head = self._head()
@@ -492,32 +672,139 @@ class GitRepo:
 
         return await self._run("committing", commit)
 
-    async def restore(self, commit: str, paths: Sequence[str]) -> None:
+    async def restore(
+        self,
+        commit: str,
+        paths: Sequence[str],
+        *,
+        expect: Expect | None = None,
+        ours: Sequence[str] = (),
+        written: Mapping[str, str] | None = None,
+        save_as: str | None = None,
+    ) -> SavedWork | None:
         """Make the branch, the index and the files under ``paths`` exactly as in ``commit``.
 
         The current branch (or the detached HEAD) moves to ``commit`` and the index is reset to
-        its tree. Files under ``paths`` are written byte for byte with their mode, and files
-        under ``paths`` that HEAD tracked but ``commit`` lacks are deleted (with directories
-        left empty). Untracked and ignored files, and everything outside ``paths``, stay.
+        its tree. Files under ``paths`` are written byte for byte with their mode (to a
+        temporary file renamed into place, so a kill never leaves a file missing or half
+        written), and files under ``paths`` that HEAD, an ``ours`` commit or ``written`` hold
+        but ``commit`` lacks are deleted (with directories left empty). Untracked and ignored
+        files, and everything outside ``paths``, stay.
+
+        Content is only ever replaced when git can give it back: a file under ``paths`` whose
+        content is in none of ``commit``, HEAD, the ``ours`` commits or ``written`` (path to
+        blob id: what the engine wrote without committing) was written by someone else, and is
+        first committed on top of HEAD under the new reference ``save_as`` (a numeric suffix
+        is added if the name is taken). Returns what was saved, or None when nothing needed
+        saving; without ``save_as`` such content makes the restore fail instead. With
+        ``expect``, HEAD must be there first (:class:`HeadMovedError` otherwise).
         """
         specs = self._specs(paths)
+        extra = {rel: pygit2.Oid(hex=blob) for rel, blob in (written or {}).items() if rel}
 
-        def restore() -> None:
+        def restore() -> SavedWork | None:
+            self._check_head(expect)
             target = self._commit(commit)
             head = self._head()
-            old: dict[str, _Entry] = {}
             new: dict[str, _Entry] = {}
+            known: dict[str, set[pygit2.Oid]] = {rel: {oid} for rel, oid in extra.items()}
+            for tree in (head.tree, target.tree, *(self._commit(c).tree for c in ours)):
+                for spec in specs:
+                    for rel, (oid, _mode) in _tree_entries(tree, spec).items():
+                        known.setdefault(rel, set()).add(oid)
             for spec in specs:
-                old.update(_tree_entries(head.tree, spec))
                 new.update(_tree_entries(target.tree, spec))
-            for rel in sorted(old.keys() - new.keys(), reverse=True):
+            foreign = self._foreign(known)
+            saved = None
+            if foreign:
+                if save_as is None:
+                    shown = ", ".join(sorted(foreign)[:5])
+                    raise GitError(f"restoring {commit[:7]} would overwrite changes ({shown})")
+                saved = SavedWork(
+                    self._save(head, foreign, save_as, commit), tuple(sorted(foreign))
+                )
+            for rel in sorted(known.keys() - new.keys(), reverse=True):
                 self._remove_file(rel)
             made: set[str] = set()
+            removable = known.keys() | foreign.keys()
             for rel, entry in sorted(new.items()):
-                self._write_file(rel, entry, made)
+                self._write_file(rel, entry, made, removable)
+            self._check_head(expect)  # nobody moved it while the files were written
             self._repo.reset(target.id, ResetMode.MIXED)
+            return saved
 
-        await self._run(f"restoring {commit!r}", restore)
+        return await self._run(f"restoring {commit!r}", restore)
+
+    def _foreign(self, known: Mapping[str, set[pygit2.Oid]]) -> dict[str, int]:
+        """What stands at the paths of ``known`` that git cannot give back: path -> git mode.
+
+        A file counts when its content is none of the ids ``known`` lists for it. A symlink
+        standing where a directory of ``known`` files belongs counts too, unless it is one of
+        ``known`` itself (files are never read through it).
+        """
+        foreign: dict[str, int] = {}
+        for rel, oids in known.items():
+            link = self._linked_parent(rel)
+            if link is not None:
+                if link not in known and link not in foreign:
+                    foreign[link] = FileMode.LINK
+                continue
+            path = self._prefix + rel
+            try:
+                st = os.lstat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            mode = _mode_of(st)
+            if mode is None:
+                raise GitError(
+                    f"{rel} is a directory (or not a file) where autoresearch must restore a "
+                    "file; move it out of the way"
+                )
+            if mode == FileMode.LINK:
+                if pygit2.hash(os.readlink(os.fsencode(path))) not in oids:
+                    foreign[rel] = mode
+            elif pygit2.hashfile(path) not in oids and self._repo.hashfile(rel) not in oids:
+                foreign[rel] = mode
+        return foreign
+
+    def _linked_parent(self, rel: str) -> str | None:
+        """The first directory on the way to ``rel`` that is a symlink, if any."""
+        parent = os.path.dirname(rel)
+        if not parent or os.path.realpath(self._prefix + parent) == self._prefix + parent:
+            return None
+        parts = parent.split("/")
+        for depth in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:depth])
+            if os.path.islink(self._prefix + prefix):
+                return prefix
+        return None
+
+    def _save(
+        self, head: pygit2.Commit, foreign: Mapping[str, int], save_as: str, restoring: str
+    ) -> str:
+        """Commit the working-tree content of ``foreign`` on top of ``head`` as ``save_as``."""
+        repo = self._repo
+        updates: dict[str, _Entry | None] = {}
+        for rel, mode in foreign.items():
+            if mode == FileMode.LINK:
+                blob = repo.create_blob(os.readlink(os.fsencode(self._prefix + rel)))
+            else:
+                blob = repo.create_blob_fromworkdir(rel)
+            updates[rel] = (blob, mode)
+        tree = _build_tree(repo, head.tree, updates) or repo.TreeBuilder().write()
+        listing = "\n".join(f"  {rel}" for rel in sorted(foreign))
+        message = (
+            "autoresearch: saved changes it did not make before restoring "
+            f"{restoring[:7]}\n\n{listing}\n"
+        )
+        signature = self._signature()
+        oid = repo.create_commit(None, signature, signature, message, tree, [head.id])
+        name, number = save_as, 1
+        while repo.references.get(name) is not None:
+            number += 1
+            name = f"{save_as}-{number}"
+        repo.references.create(name, oid)
+        return name
 
     def _remove_file(self, rel: str) -> None:
         """Delete the working-tree file ``rel`` and the directories it leaves empty."""
@@ -536,16 +823,22 @@ class GitRepo:
                 break
             parent = os.path.dirname(parent)
 
-    def _write_file(self, rel: str, entry: _Entry, made: set[str]) -> None:
-        """Write blob ``entry`` to ``rel`` unless the file already has that content and mode."""
+    def _write_file(self, rel: str, entry: _Entry, made: set[str], known: Collection[str]) -> None:
+        """Write blob ``entry`` to ``rel`` unless the file already has that content and mode.
+
+        The content goes to a temporary file beside it that is renamed over ``rel``: whenever
+        the process dies, ``rel`` holds the old content or the new, never nothing.
+        """
         oid, mode = entry
-        self._make_parents(os.path.dirname(rel), made)
+        self._make_parents(os.path.dirname(rel), made, known)
         path = self._prefix + rel
         try:
             st: os.stat_result | None = os.lstat(path)
         except FileNotFoundError:
             st = None
         if st is not None:
+            if stat.S_ISDIR(st.st_mode):
+                raise GitError(f"{rel} is a directory where a file belongs; move it out of the way")
             if _mode_of(st) == mode:
                 if mode == FileMode.LINK:
                     current = pygit2.hash(os.readlink(os.fsencode(path)))
@@ -553,27 +846,36 @@ class GitRepo:
                     current = pygit2.hashfile(path)
                 if current == oid:
                     return
-            if stat.S_ISDIR(st.st_mode):
-                shutil.rmtree(path)  # a directory stands where the file belongs
-            else:
-                os.unlink(path)
+        head, name = os.path.split(path)
+        tmp = os.path.join(head, f".{name}{TEMP_SUFFIX}")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)  # left by a process killed mid-write
         data = self._repo[oid].peel(pygit2.Blob).data
         if mode == FileMode.LINK:
-            os.symlink(os.fsdecode(data), path)
-            return
-        perm = 0o777 if mode == FileMode.BLOB_EXECUTABLE else 0o666  # the umask applies
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, perm)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            os.symlink(os.fsdecode(data), tmp)
+        else:
+            perm = 0o777 if mode == FileMode.BLOB_EXECUTABLE else 0o666  # the umask applies
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, perm)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+        os.replace(tmp, path)
 
-    def _make_parents(self, parent: str, made: set[str]) -> None:
-        """Make ``parent`` a real directory chain, replacing files or symlinks in the way."""
+    def _make_parents(self, parent: str, made: set[str], known: Collection[str]) -> None:
+        """Make ``parent`` a real directory chain, replacing what git can give back.
+
+        A file or symlink in the way is removed only when it is one of ``known`` (whose content
+        was checked or saved); anything else stops the restore with the path named.
+        """
         if not parent or parent in made:
             return
-        self._make_parents(os.path.dirname(parent), made)
+        self._make_parents(os.path.dirname(parent), made, known)
         path = self._prefix + parent
         try:
             if not stat.S_ISDIR(os.lstat(path).st_mode):  # lstat: a symlink is not a directory
+                if parent not in known:
+                    raise GitError(
+                        f"{parent} is a file where a directory belongs; move it out of the way"
+                    )
                 os.unlink(path)
                 os.mkdir(path)
         except FileNotFoundError:
@@ -581,9 +883,65 @@ class GitRepo:
         made.add(parent)
 
     async def set_ref(self, name: str, commit: str) -> None:
-        """Create or force-update the reference ``name`` (e.g. ``refs/autoresearch/run1/3``)."""
+        """Create the reference ``name`` (e.g. ``refs/autoresearch/run1/3``) at ``commit``.
 
-        def update() -> None:
-            self._repo.references.create(name, self._commit(commit).id, force=True)
+        An existing reference is never moved: if it already points elsewhere, GitError.
+        """
 
-        await self._run(f"setting {name!r}", update)
+        def create() -> None:
+            oid = self._commit(commit).id
+            existing = self._repo.references.get(name)
+            if existing is None:
+                self._repo.references.create(name, oid)
+            elif existing.target != oid:
+                raise GitError(
+                    f"refusing to move {name}: it already points to {str(existing.target)[:7]}"
+                )
+
+        await self._run(f"setting {name!r}", create)
+
+    async def move_branch(self, name: str, to: str, *, expected: str) -> bool:
+        """Point the local branch ``name`` at ``to`` if it is at ``expected`` and not checked out.
+
+        Used to take back a candidate from the research branch after the user checked out
+        another branch: only the branch moves, no file is touched. Returns whether it moved.
+        """
+
+        def move() -> bool:
+            repo = self._repo
+            branch = repo.branches.local.get(name)
+            if branch is None or str(branch.target) != expected:
+                return False
+            if not repo.head_is_detached and repo.head.name == branch.name:
+                return False
+            branch.set_target(self._commit(to).id, f"autoresearch: back to {to[:7]}")
+            return True
+
+        return await self._run(f"moving branch {name!r}", move)
+
+    async def refs_under(self, prefix: str) -> dict[str, str]:
+        """Every reference whose name starts with ``prefix``: name -> commit sha."""
+
+        def listing() -> dict[str, str]:
+            found: dict[str, str] = {}
+            for name in self._repo.references:
+                if name.startswith(prefix):
+                    ref = self._repo.references[name].resolve()
+                    found[name] = str(ref.target)
+            return found
+
+        return await self._run(f"listing {prefix}", listing)
+
+    async def rename_refs(self, renames: Mapping[str, str]) -> None:
+        """Give references new names (old -> new); a new name that exists is never replaced."""
+
+        def rename() -> None:
+            refs = self._repo.references
+            for old, new in renames.items():
+                if refs.get(new) is not None:
+                    raise GitError(f"cannot archive {old}: {new} already exists")
+            for old, new in renames.items():
+                refs.create(new, refs[old].resolve().target)
+                refs.delete(old)
+
+        await self._run("archiving references", rename)

@@ -7,13 +7,19 @@ so a task that saves is a task that starts.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+import psutil
 
 from autoresearch.config import ResearchConfig
 from autoresearch.edits import PathPolicy, check_config_paths
-from autoresearch.errors import AutoResearchError, ConfigError, EditError
+from autoresearch.errors import AutoResearchError, ConfigError
 from autoresearch.gitrepo import GitRepo
 from autoresearch.sandbox import check_sandbox
-from autoresearch.workspace import ResearchState, Workspace
+from autoresearch.workspace import WORKSPACE_DIR, ResearchState, Workspace
 
 __all__ = ["Preflight", "check_repository"]
 
@@ -26,6 +32,8 @@ class Preflight:
     config: ResearchConfig
     """The configuration, with the repository's tag adopted when none was given."""
     state: ResearchState | None
+    stale_locks: tuple[Path, ...] = ()
+    """Git lock files the interrupted cycle left; the worker removes them before recovering."""
 
     @property
     def interrupted(self) -> bool:
@@ -40,27 +48,32 @@ async def _configured_tag(workspace: Workspace) -> str | None:
         return None
 
 
-def _is_mutable(policy: PathPolicy, path: str) -> bool:
-    try:
-        policy.check(path)
-    except EditError:
-        return False
-    return True
-
-
 async def check_repository(config: ResearchConfig) -> Preflight:
     """Everything a first cycle would refuse, checked without writing anything.
 
-    The repository must open, the configured paths must exist, the tag must match the
-    repository's research (adopted when left to its default) and tracked files must be clean,
-    except the mutable files of a cycle an earlier process left undecided. Raises
-    :class:`ConfigError` naming the field.
+    The repository must open, the configured paths must exist (an interrupted cycle's missing
+    mutable files excepted: recovery brings them back), every mutable path must be tracked by
+    git outside any submodule, ``.autoresearch/`` must not be tracked, the tag must match the
+    repository's research (adopted when left to its default), no git lock file may be in the
+    way and tracked files must be clean, except the mutable files of a cycle an earlier
+    process left undecided. Raises :class:`ConfigError` naming the field.
     """
     git = await GitRepo.open(config.repo_path)
-    await check_config_paths(config)
-    check_sandbox(config)
     workspace = Workspace(config.repo_path)
     state = await workspace.read_state()
+    await workspace.check_ledgers()
+    interrupted = state is not None and state.current_cycle is not None
+    await check_config_paths(config, missing_ok=config.mutable_paths if interrupted else ())
+    check_sandbox(config)
+    problems = await git.target_problems(config.mutable_paths)
+    if problems:
+        raise ConfigError(f"mutable_paths: {problems[0]}", field="mutable_paths")
+    if await git.tracked_under([WORKSPACE_DIR]):
+        raise ConfigError(
+            f"repo_path: {WORKSPACE_DIR}/ is tracked by git, and autoresearch writes its state "
+            f"there; run `git rm -r --cached {WORKSPACE_DIR}` and commit, then try again",
+            field="repo_path",
+        )
     if "tag" not in config.model_fields_set:
         tag = state.tag if state is not None else await _configured_tag(workspace)
         if tag is not None and tag != config.tag:
@@ -71,11 +84,12 @@ async def check_repository(config: ResearchConfig) -> Preflight:
             f"use tag {state.tag!r} or reset .autoresearch/ to start over",
             field="tag",
         )
-    found = Preflight(git, config, state)
+    stale = await _stale_locks(git, config, state if interrupted else None)
+    found = Preflight(git, config, state, stale)
     dirty = await git.dirty_tracked_files()
     if found.interrupted:
         policy = PathPolicy.from_config(config)
-        dirty = [path for path in dirty if not _is_mutable(policy, path)]
+        dirty = [path for path in dirty if not policy.allows(path)]
     if dirty:
         shown = ", ".join(dirty[:5]) + (" …" if len(dirty) > 5 else "")
         raise ConfigError(
@@ -84,3 +98,66 @@ async def check_repository(config: ResearchConfig) -> Preflight:
             field="repo_path",
         )
     return found
+
+
+def _held_open(path: Path) -> bool:
+    """Whether any process has ``path`` open (a git command still writing it)."""
+    target = str(path)
+    for proc in psutil.process_iter():
+        try:
+            if any(f.path == target for f in proc.open_files()):
+                return True
+        except psutil.Error:
+            continue
+    return False
+
+
+def _ours(path: Path, config: ResearchConfig, interrupted: ResearchState | None) -> bool:
+    """Whether the interrupted cycle could have left the lock file ``path``."""
+    if interrupted is None:
+        return False
+    parts = path.parts
+    ours_by_name = path.name in ("index.lock", "HEAD.lock") or (
+        "refs" in parts
+        and (
+            "/".join(parts[parts.index("refs") :]).startswith(
+                (f"refs/heads/{config.branch}.lock", f"refs/autoresearch/{config.tag}/")
+            )
+        )
+    )
+    if not ours_by_name:
+        return False
+    try:
+        since = datetime.fromisoformat(interrupted.updated_at.replace("Z", "+00:00")).timestamp()
+        return path.stat().st_mtime >= since - 2.0
+    except (ValueError, OSError):
+        return False
+
+
+async def _stale_locks(
+    git: GitRepo, config: ResearchConfig, interrupted: ResearchState | None
+) -> tuple[Path, ...]:
+    """Git lock files in the way: the interrupted cycle's (returned) or anyone else's (refused)."""
+    locks = await git.lock_files()
+    if not locks:
+        return ()
+
+    def classify() -> tuple[Path, ...]:
+        ours: list[Path] = []
+        for path in locks:
+            if _held_open(path):
+                raise ConfigError(
+                    f"repo_path: a git command is working on this repository ({path} exists); "
+                    "wait for it to finish, then try again",
+                    field="repo_path",
+                )
+            if not _ours(path, config, interrupted):
+                raise ConfigError(
+                    f"repo_path: git's lock file {path} was left behind (a git command was "
+                    f"killed?); if no git process is running, delete it: rm '{path}'",
+                    field="repo_path",
+                )
+            ours.append(path)
+        return tuple(ours)
+
+    return await anyio.to_thread.run_sync(classify)

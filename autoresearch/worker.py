@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from types import TracebackType
 from typing import IO, Any, TypeVar
 
@@ -31,6 +32,7 @@ from autoresearch.errors import (
     BadRequestError,
     ConfigError,
     EditError,
+    HeadMovedError,
     ProposerError,
     ProviderError,
 )
@@ -42,6 +44,8 @@ from autoresearch.events import (
     ErrorEvent,
     Event,
     MetricRecordedEvent,
+    NoticeEvent,
+    NoticeKind,
     Phase,
     PhaseEnterEvent,
     PhaseExitEvent,
@@ -49,8 +53,9 @@ from autoresearch.events import (
     StopReason,
     TimeoutEvent,
 )
-from autoresearch.gitrepo import GitRepo
+from autoresearch.gitrepo import TEMP_SUFFIX, Expect, GitRepo
 from autoresearch.metrics import (
+    MetricMisreadError,
     PatternTooSlowError,
     find_last_match,
     find_last_number,
@@ -58,12 +63,12 @@ from autoresearch.metrics import (
     parse_number,
     to_gb,
 )
-from autoresearch.preflight import check_repository
+from autoresearch.preflight import Preflight, check_repository
 from autoresearch.proposers.base import Analysis, Plan, Proposer, ResearchContext
 from autoresearch.results import CycleResult, RunRecord, Status, Usage
 from autoresearch.runner import RunOutcome, kill_orphaned_run, run_experiment
 from autoresearch.sandbox import sandbox_tmp, sandboxed_command
-from autoresearch.workspace import ResearchState, Workspace
+from autoresearch.workspace import Measured, ResearchState, Workspace
 
 __all__ = ["ResearchWorker"]
 
@@ -125,6 +130,13 @@ class _Cycle:
     usage: Usage = field(default_factory=Usage)
     repairs: int = 0
     durations: dict[str, int] = field(default_factory=dict)
+    rebaseline: str | None = None
+    """Why this baseline re-measures the branch (a commit the engine did not make)."""
+    notes: list[str] = field(default_factory=list)
+
+    def written(self) -> dict[str, str] | None:
+        """The blob ids of what the engine wrote this cycle before committing it."""
+        return self.applied.blobs if self.applied is not None else None
 
 
 @dataclass
@@ -133,6 +145,20 @@ class _Measurement:
     metric: float | None
     memory_gb: float | None
     reason: str
+
+
+@dataclass
+class _Settled:
+    """How restoring the tree at the end of a cycle went."""
+
+    problem: str | None = None
+    """Said in the cycle's record when not None."""
+    stop: BaseException | None = None
+    """Raised once the cycle is recorded: the run cannot go on."""
+    moved: bool = False
+    """HEAD was not where the engine left it; the measurement cannot be trusted."""
+    pending: bool = False
+    """The restore failed; state.json keeps the cycle open for the next start."""
 
 
 class ResearchWorker:
@@ -160,6 +186,8 @@ class ResearchWorker:
         self._cycle_lock = anyio.Lock()
         self._stop_requested = False
         self._lock: IO[str] | None = None
+        self._next_cycle = 1
+        self._finished: RunRecord | None = None
 
     # -- public API ----------------------------------------------------------------------
 
@@ -252,6 +280,23 @@ class ResearchWorker:
     ) -> None:
         await self.aclose()
 
+    async def announce_hooks(self) -> None:
+        """Say once (a ``hooks`` notice) that candidate commits skip the repository's git hooks.
+
+        ``init`` calls it: commits are made through libgit2, which runs no hooks, and that is
+        the right default (a formatter hook would change what is measured), but users should
+        know. Nothing is said when the repository has no commit hooks.
+        """
+        await self.prepare()
+        assert self._git is not None
+        hooks = await self._git.hooks()
+        if hooks:
+            await self._notice(
+                "hooks",
+                f"candidate commits do not run your git hooks ({', '.join(hooks)}); put checks "
+                "that must pass in --validate-command (validate_command)",
+            )
+
     # The seed's spellings.
     runExperimentCycle = run_experiment_cycle
     runLoop = run
@@ -260,23 +305,27 @@ class ResearchWorker:
 
     async def _prepare(self) -> None:
         found = await check_repository(self.config)
-        self.config = config = found.config
-        git, state, interrupted = found.git, found.state, found.interrupted
+        self.config = found.config
         # Nothing has been written up to here; from now on the repository is ours to set up,
         # and no other process may write to it while this worker lives.
         self._lock = await self.workspace.acquire_lock()
         try:
-            await self._set_up(git, config, state, interrupted)
+            await self._set_up(found)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self.workspace.release_lock(self._lock)
             self._lock = None
             raise
 
-    async def _set_up(
-        self, git: GitRepo, config: ResearchConfig, state: ResearchState | None, interrupted: bool
-    ) -> None:
+    async def _set_up(self, found: Preflight) -> None:
+        git, config, state = found.git, self.config, found.state
         await git.exclude("/.autoresearch/")
+        await git.exclude(f".*{TEMP_SUFFIX}")
+        for lock in found.stale_locks:
+            await anyio.to_thread.run_sync(partial(lock.unlink, missing_ok=True))
+            await self._notice(
+                "stale-lock", f"removed {lock}, a git lock file the interrupted cycle left"
+            )
         await git.ensure_branch(config.branch)
         await self.workspace.write_config(config)
         self._history = await self.workspace.load_runs(config.metric.name)
@@ -284,10 +333,30 @@ class ResearchWorker:
         self._layout = await git.tracked_files(limit=500)
         head = await git.head_commit()
         self._state = self._reconcile(state, head)
-        if interrupted and state is not None:
+        self._next_cycle = await self._first_free_cycle(state)
+        if found.interrupted and state is not None:
             await self._recover(state)
         await self.workspace.write_state(self._state)
         await self.proposer.prime(self.history)
+
+    async def _first_free_cycle(self, state: ResearchState | None) -> int:
+        """One past the highest cycle number the ledger, the logs or the refs speak of.
+
+        A new cycle never reuses a number, so it never overwrites a log or a candidate's ref,
+        even after runs.jsonl was lost or the session was reset.
+        """
+        assert self._git is not None
+        prefix = f"refs/autoresearch/{self.config.tag}/"
+        numbers = [r.cycle for r in self._history]
+        numbers += [
+            int(n)
+            for n in (name[len(prefix) :] for name in await self._git.refs_under(prefix))
+            if n.isdigit()
+        ]
+        numbers.append(await anyio.to_thread.run_sync(self.workspace.highest_logged_cycle))
+        if state is not None and state.current_cycle is not None:
+            numbers.append(state.current_cycle)  # recovery records that one
+        return max(numbers, default=0) + 1
 
     def _reconcile(self, state: ResearchState | None, head: str) -> ResearchState:
         """Counters rebuilt from the ledger (the source of truth); phase and tag from state."""
@@ -313,11 +382,17 @@ class ResearchWorker:
         )
 
     async def _recover(self, previous: ResearchState) -> None:
-        """Record a cycle that an earlier process left undecided as a crash, once."""
-        assert self._state is not None and self._git is not None
+        """Finish the cycle an earlier process left undecided, once.
+
+        Whatever is left of its experiment is killed. A cycle whose outcome was measured is
+        finished as measured (a keep stays kept); any other is a crash. The mutable files go
+        back to the best commit, and content in them that the interrupted cycle did not write
+        (a hand edit made since) is saved first. A commit the engine did not make on the
+        research branch is left where it is, to be measured as a new baseline.
+        """
+        state, git = self._state, self._git
+        assert state is not None and git is not None and state.best_commit is not None
         number = previous.current_cycle
-        best = self._state.best_commit
-        assert best is not None
         if number is not None:
             killed = await kill_orphaned_run(
                 self.config.repo_path,
@@ -326,19 +401,67 @@ class ResearchWorker:
             )
             if killed:
                 logger.warning("killed %d leftover process(es) of cycle %s", killed, number)
-        await self._git.restore(best, self.config.mutable_paths)
-        if number is not None and all(r.cycle != number for r in self._history):
-            record = RunRecord(
-                cycle=number,
-                commit=previous.candidate_commit or best,
-                parent_commit=best,
-                status="crash",
-                description=f"interrupted in {previous.phase}",
-                started_at=previous.updated_at,
+        best, candidate, measured = state.best_commit, previous.candidate_commit, previous.measured
+        parent = previous.parent_commit or best
+        status: Status = measured.status if measured is not None else "crash"
+        keep = status == "keep" and candidate is not None
+        description = f"interrupted in {previous.phase}"
+        if measured is not None:
+            description = f"{measured.reason or status} (finished after an interruption)"
+        head = await git.head_commit()
+        if (
+            candidate is None
+            and number is not None
+            and await self._committed_by(head, number, parent)
+        ):
+            candidate = head  # killed between making the commit and writing state.json
+        if number is not None and candidate is not None and candidate != parent:
+            await git.set_ref(f"refs/autoresearch/{self.config.tag}/{number}", candidate)
+        if head in (parent, candidate):
+            await self._restore_tree(
+                number,
+                candidate if keep and candidate is not None else parent,
+                expect=head,
+                ours=[c for c in (candidate, parent) if c is not None],
+                written=previous.written,
             )
-            await self._finish_record(record)
-        self._state.current_cycle = None
-        self._state.candidate_commit = None
+        else:  # the user committed since: never reset past that; measure it next
+            description += (
+                f"; {self.config.branch} then got {head[:7]}, a commit autoresearch did not "
+                "make, which is measured next as a new baseline"
+            )
+        if keep and measured is not None and candidate is not None:
+            state.best_commit, state.best_metric = candidate, measured.metric
+            if state.baseline_metric is None:
+                state.baseline_metric = measured.metric
+        if number is not None and all(r.cycle != number for r in self._history):
+            await self._finish_record(
+                RunRecord(
+                    cycle=number,
+                    commit=candidate or parent,
+                    parent_commit=parent,
+                    status=status,
+                    metric=measured.metric if measured is not None else None,
+                    memory_gb=measured.memory_gb if measured is not None else None,
+                    description=description,
+                    started_at=previous.updated_at,
+                    baseline=measured.baseline if measured is not None else False,
+                )
+            )
+        state.phase = "idle"
+        state.current_cycle = state.parent_commit = state.candidate_commit = None
+        state.written = state.measured = None
+
+    async def _committed_by(self, commit: str, cycle: int, parent: str) -> bool:
+        """Whether ``commit`` is the candidate the engine made on ``parent`` for ``cycle``."""
+        assert self._git is not None
+        message = await self._git.commit_message(commit)
+        return message.startswith(self._commit_title(cycle)) and (
+            await self._git.parents(commit) == [parent]
+        )
+
+    def _commit_title(self, cycle: int) -> str:
+        return f"autoresearch {self.config.tag} #{cycle}: "
 
     # -- one cycle -----------------------------------------------------------------------
 
@@ -347,15 +470,31 @@ class ResearchWorker:
         assert state is not None and git is not None
         best_commit = state.best_commit
         assert best_commit is not None
+        await git.check_head(Expect(self.config.branch))  # never start on the user's checkout
+        head = await git.head_commit()
+        number = self._next_cycle
+        self._next_cycle += 1
+        rebaseline = None
+        if head != best_commit:
+            rebaseline = (
+                f"{self.config.branch} is at {head[:7]}, a commit autoresearch did not make "
+                f"(its best is {best_commit[:7]})"
+            )
+            await self._notice(
+                "rebaseline", f"{rebaseline}; measuring it as a new baseline", cycle=number
+            )
         cycle = _Cycle(
-            number=state.cycle_count + 1,
+            number=number,
             hint=hint,
-            baseline=state.baseline_metric is None and state.best_metric is None,
+            baseline=rebaseline is not None
+            or (state.baseline_metric is None and state.best_metric is None),
             started_at=_now_iso(),
             started=time.monotonic(),
-            parent=best_commit,
+            parent=head,
+            rebaseline=rebaseline,
         )
         state.current_cycle = cycle.number
+        state.parent_commit = cycle.parent
         await self._emit(
             CycleStartEvent(
                 cycle=cycle.number, tag=self.config.tag, hint=hint, baseline=cycle.baseline
@@ -368,32 +507,33 @@ class ResearchWorker:
                 await self._abandon(cycle, f"cancelled in {cycle.phase}", None)
             raise
         except Exception as exc:
+            reason = (
+                str(exc)
+                if isinstance(exc, HeadMovedError)
+                else f"engine error in {cycle.phase}: {exc}"
+            )
             with anyio.CancelScope(shield=True):
-                await self._abandon(cycle, f"engine error in {cycle.phase}: {exc}", exc)
+                result = await self._abandon(cycle, reason, exc)
+            if isinstance(exc, HeadMovedError) and exc.kind == "commit":
+                return result  # recorded; the next cycle measures the user's commit
             raise
-        try:
-            return await self._finish(cycle, measurement)
-        except Exception as exc:  # the ledgers could not be written (a full disk, say)
-            with anyio.CancelScope(shield=True):
-                await self._emit(
-                    ErrorEvent(
-                        cycle=cycle.number,
-                        phase=cycle.phase,
-                        error_type=type(exc).__name__,
-                        message=f"could not record cycle {cycle.number}: {exc}; the next run "
-                        "recovers it as interrupted",
-                    )
-                )
-            raise
+        # The outcome is known: carrying out the decision and recording it must finish even if
+        # a signal arrives meanwhile, or a kept change could be reverted and called a crash.
+        with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT_S):
+            result = await self._conclude(cycle, measurement)
+        await self._observe(cycle.number)
+        return result
 
     async def _cycle(self, c: _Cycle) -> _Measurement:
-        """The nine phases, in the seed's order."""
+        """The phases up to the measurement, in the seed's order (``decide`` comes after)."""
         context = await self._phase(c, "bootstrap", self._bootstrap)
         analysis = await self._phase(c, "analyze", self._analyze, c)
         if c.baseline:
             for phase in ("plan", "implement", "validate", "commit"):
                 await self._skip(c, phase)
             c.candidate = c.parent
+            assert self._state is not None
+            self._state.candidate_commit = c.parent
         else:
             try:
                 c.plan = await self._phase(c, "plan", self._plan, c, context, analysis)
@@ -403,8 +543,30 @@ class ResearchWorker:
             except _Invalid as exc:
                 return _Measurement("invalid", None, None, str(exc))
         c.outcome = await self._phase(c, "execute", self._execute, c)
-        measurement = await self._phase(c, "evaluate", self._evaluate, c)
-        return await self._phase(c, "decide", self._decide, c, measurement)
+        return await self._phase(c, "evaluate", self._evaluate, c)
+
+    async def _conclude(self, c: _Cycle, m: _Measurement) -> CycleResult:
+        """Record the measurement, carry out the decision, write the ledgers (shielded)."""
+        if m.status == "invalid":
+            return await self._finish(c, m)
+        assert self._state is not None and c.candidate is not None
+        self._state.measured = Measured(
+            status=m.status,
+            metric=m.metric,
+            memory_gb=m.memory_gb,
+            reason=m.reason,
+            baseline=c.baseline,
+        )
+        self._state.candidate_commit = c.candidate
+        try:  # first, so a failure below cannot lose the metric
+            await self.workspace.write_state(self._state)
+        except OSError:
+            logger.exception("could not write state.json before deciding cycle %d", c.number)
+        m, settled = await self._phase(c, "decide", self._decide, c, m)
+        result = await self._finish(c, m, pending=settled.pending)
+        if settled.stop is not None:
+            raise settled.stop
+        return result
 
     async def _phase(
         self, c: _Cycle, phase: Phase, func: Callable[..., Awaitable[T]], *args: Any
@@ -501,10 +663,15 @@ class ResearchWorker:
 
     async def _commit(self, c: _Cycle) -> str:
         assert self._git is not None and c.plan is not None and c.applied is not None
-        message = f"autoresearch {self.config.tag} #{c.number}: {c.plan.description}"
+        message = self._commit_title(c.number) + c.plan.description
         if c.plan.rationale:
             message += f"\n\n{c.plan.rationale}"
-        commit = await self._git.commit_paths(self.config.mutable_paths, message)
+        commit = await self._git.commit_paths(
+            self.config.mutable_paths,
+            message,
+            expect=Expect(self.config.branch, c.parent),
+            untracked=c.applied.created,
+        )
         if commit is None:
             await self._undo_edits(c)
             raise _Invalid("the change is empty (the edits left every file as it was)")
@@ -574,26 +741,27 @@ class ResearchWorker:
             if config.memory is not None:
                 reading = await find_last_number(config.memory.pattern, log)
                 memory = to_gb(reading, config.memory.unit) if reading is not None else None
-        except PatternTooSlowError as exc:
+        except (PatternTooSlowError, MetricMisreadError) as exc:
             return _Measurement("crash", None, memory, str(exc))
         metric = None if raw is None else parse_number(raw)
         if outcome.error:
             return _Measurement("crash", metric, memory, outcome.error)
-        if outcome.exit_code != 0 and await self.workspace.disk_nearly_full():
+        if outcome.disk_full and outcome.exit_code != 0 and not outcome.timed_out:
             return _Measurement(
                 "crash",
                 None,
                 memory,
                 f"exit code {outcome.exit_code}; the disk holding {self.workspace.logs_dir} is "
-                "full, so the run could not write its output (free some space)",
+                "full (a write failed with ENOSPC), so the output may be cut off; free some space",
             )
         if outcome.timed_out:
             return _Measurement(
                 "timeout", None, memory, f"timed out after {config.timeout_ms / 1000:g} s"
             )
         best = self._state.best_metric
+        incumbent = None if c.baseline else best  # any reading of a baseline is kept
         improved = metric is not None and is_improvement(
-            metric, best, config.metric.direction, config.min_improvement
+            metric, incumbent, config.metric.direction, config.min_improvement
         )
         if metric is not None:
             await self._emit(
@@ -613,23 +781,52 @@ class ResearchWorker:
                 if raw is None
                 else f"{config.metric.name} is not a finite number ({raw.strip()[:40]!r})"
             )
+            if raw is None and outcome.disk_full:
+                why = (
+                    f"no {config.metric.name} in the output; the disk holding "
+                    f"{self.workspace.logs_dir} filled up, so the log is probably truncated "
+                    "(free some space)"
+                )
             return _Measurement("crash", None, memory, why)
         if improved:
             return _Measurement("keep", metric, memory, "improved")
         return _Measurement("discard", metric, memory, "no improvement")
 
-    async def _decide(self, c: _Cycle, m: _Measurement) -> _Measurement:
+    async def _decide(self, c: _Cycle, m: _Measurement) -> tuple[_Measurement, _Settled]:
+        """Keep the candidate or go back to the parent.
+
+        The mutable files are restored either way, so whatever the run wrote into them is
+        undone (and saved first when the engine did not write it). Tracked files outside the
+        mutable paths that the run changed are named in the record and left as they are.
+        """
         assert self._state is not None and self._git is not None and c.candidate is not None
+        keep = m.status == "keep"
+        settled = await self._settle(c, c.candidate if keep else c.parent, m.reason)
+        if settled.moved:
+            m = _Measurement("crash", m.metric, m.memory_gb, settled.problem or "")
+        elif settled.problem:
+            m = _Measurement(m.status, m.metric, m.memory_gb, f"{m.reason}; {settled.problem}")
         if m.status == "keep":
             self._state.best_commit = c.candidate
             self._state.best_metric = m.metric
-            if c.baseline:
+            if self._state.baseline_metric is None:
                 self._state.baseline_metric = m.metric
-        elif not c.baseline:
-            await self._revert(c, m.reason)
-        return m
+        if not settled.moved:
+            outside = await self._changed_outside_targets()
+            if outside:
+                c.notes.append(
+                    "the run changed tracked files outside the mutable paths, left as they "
+                    f"are: {', '.join(outside[:5])}"
+                )
+        return m, settled
 
-    # -- applying, repairing, reverting --------------------------------------------------
+    async def _changed_outside_targets(self) -> list[str]:
+        assert self._git is not None
+        policy = PathPolicy.from_config(self.config)
+        dirty = await self._git.dirty_tracked_files()
+        return [path for path in dirty if not policy.allows(path)]
+
+    # -- applying, repairing, restoring --------------------------------------------------
 
     async def _apply_with_repairs(
         self, c: _Cycle, context: ResearchContext, changes: ChangeSet, problem: str | None
@@ -639,8 +836,9 @@ class ResearchWorker:
         Repairs are counted over the whole cycle; when they run out the cycle is invalid and
         the mutable files are back as they were.
         """
-        assert c.plan is not None
-        policy = PathPolicy.from_config(self.config)
+        assert c.plan is not None and self._git is not None and self._state is not None
+        tracked = frozenset(await self._git.tracked_under(self.config.mutable_paths))
+        policy = PathPolicy.from_config(self.config, tracked)
         while True:
             if problem is not None:
                 await self._undo_edits(c)
@@ -659,9 +857,13 @@ class ResearchWorker:
                 c.usage += changes.usage
             try:
                 c.applied = await apply_changes(policy, changes)
-                return changes
             except EditError as exc:
                 problem = f"the edit was refused: {exc}"
+                continue
+            # So that recovery knows this content as the engine's own.
+            self._state.written = dict(c.applied.blobs)
+            await self.workspace.write_state(self._state, durable=False)
+            return changes
 
     async def _validation_problem(self, c: _Cycle) -> str | None:
         assert c.applied is not None
@@ -684,69 +886,117 @@ class ResearchWorker:
         return problem
 
     async def _undo_edits(self, c: _Cycle) -> None:
-        """Put the mutable files back as at the best commit (nothing was committed)."""
+        """Put the mutable files back as at the parent (nothing was committed)."""
+        await self._restore_tree(c.number, c.parent, expect=c.parent, ours=(), written=c.written())
+
+    async def _restore_tree(
+        self,
+        cycle: int | None,
+        target: str,
+        *,
+        expect: str,
+        ours: Sequence[str],
+        written: Mapping[str, str] | None,
+    ) -> None:
+        """Restore the mutable paths to ``target``; content the engine did not write is saved.
+
+        HEAD must be on the research branch at ``expect`` (:class:`HeadMovedError` if not).
+        """
         assert self._git is not None
-        if c.applied is not None:
-            await self._remove_created(c.applied)
-        await self._git.restore(c.parent, self.config.mutable_paths)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        saved = await self._git.restore(
+            target,
+            self.config.mutable_paths,
+            expect=Expect(self.config.branch, expect),
+            ours=ours,
+            written=written,
+            save_as=f"refs/autoresearch/{self.config.tag}/saved/{stamp}",
+        )
+        if saved is not None:
+            files = ", ".join(saved.paths[:5]) + (" …" if len(saved.paths) > 5 else "")
+            await self._notice(
+                "saved",
+                f"{files} held changes autoresearch did not make; saved as {saved.ref} "
+                f"(see it with: git show {saved.ref}) before restoring {target[:7]}",
+                cycle=cycle,
+                ref=saved.ref,
+            )
 
-    async def _remove_created(self, applied: AppliedChanges) -> None:
-        root = self.config.repo_path
+    async def _settle(self, c: _Cycle, target: str, reason: str) -> _Settled:
+        """Bring the tree to ``target`` at the end of a cycle, whatever is in the way.
 
-        def remove() -> None:
-            for rel in applied.created:
-                (root / rel).unlink(missing_ok=True)
-
-        await anyio.to_thread.run_sync(remove)
-
-    async def _revert(self, c: _Cycle, reason: str) -> None:
-        assert self._git is not None and c.candidate is not None
-        await self._git.restore(c.parent, self.config.mutable_paths)
-        if c.candidate != c.parent:
+        If the checkout left the research branch, nothing in it is touched: the branch alone
+        goes back to the parent and the run stops. If someone committed on the research
+        branch, their commit stays (measured next as a new baseline) and only the engine's
+        uncommitted edits are undone. If the restore fails, state.json keeps the cycle open so
+        the next start finishes it, and the run stops.
+        """
+        assert self._git is not None
+        here = c.candidate or c.parent
+        ours = [x for x in (c.candidate, c.parent) if x is not None]
+        try:
+            try:
+                await self._restore_tree(
+                    c.number, target, expect=here, ours=ours, written=c.written()
+                )
+            except HeadMovedError as exc:
+                if exc.kind == "branch":
+                    if c.candidate is not None and c.candidate != c.parent:
+                        await self._git.move_branch(
+                            self.config.branch, c.parent, expected=c.candidate
+                        )
+                    return _Settled(problem=str(exc), stop=exc, moved=True)
+                await self._restore_tree(
+                    c.number, exc.head, expect=exc.head, ours=ours, written=c.written()
+                )
+                return _Settled(problem=f"{exc}; it is measured next as a new baseline", moved=True)
+        except Exception as exc:
+            logger.error("could not restore the tree after cycle %d", c.number, exc_info=True)
+            return _Settled(
+                problem=f"restoring {target[:7]} failed ({exc}); the next start finishes it",
+                stop=exc,
+                pending=True,
+            )
+        if target == c.parent and c.candidate is not None and c.candidate != c.parent:
             await self._emit(
                 CommitRevertedEvent(
                     cycle=c.number, commit_hash=c.candidate, restored_to=c.parent, reason=reason
                 )
             )
+        return _Settled()
 
     # -- ending a cycle ------------------------------------------------------------------
 
-    async def _abandon(self, c: _Cycle, reason: str, exc: Exception | None) -> None:
+    async def _abandon(self, c: _Cycle, reason: str, exc: Exception | None) -> CycleResult:
         """Cleanup when a cycle is cancelled or the engine fails: restore, record, announce."""
         if exc is not None:
-            logger.error("cycle %d failed: %s", c.number, reason, exc_info=exc)
+            # Debug only: the exception reaches the caller and the error event says it too.
+            logger.debug("cycle %d failed: %s", c.number, reason, exc_info=exc)
             await self._emit(
                 ErrorEvent(
                     cycle=c.number, phase=c.phase, error_type=type(exc).__name__, message=reason
                 )
             )
-        try:
-            if c.applied is not None and c.candidate is None:
-                await self._remove_created(c.applied)
-            if self._git is not None:
-                await self._git.restore(c.parent, self.config.mutable_paths)
-            if c.candidate is not None and c.candidate != c.parent:
-                await self._emit(
-                    CommitRevertedEvent(
-                        cycle=c.number, commit_hash=c.candidate, restored_to=c.parent, reason=reason
-                    )
-                )
-        except Exception as cleanup_error:  # keep going: the record matters most
-            logger.error("could not restore the tree after cycle %d", c.number, exc_info=True)
-            reason += f" (and restoring failed: {cleanup_error})"
-        await self._finish(c, _Measurement("crash", None, None, reason))
+        settled = await self._settle(c, c.parent, reason)
+        if settled.problem and not isinstance(exc, HeadMovedError):
+            reason += f" ({settled.problem})"
+        return await self._finish(
+            c, _Measurement("crash", None, None, reason), pending=settled.pending
+        )
 
-    async def _finish(self, c: _Cycle, m: _Measurement) -> CycleResult:
+    async def _finish(self, c: _Cycle, m: _Measurement, *, pending: bool = False) -> CycleResult:
         assert self._state is not None
         outcome = c.outcome
         if c.baseline:
-            description = "baseline"
+            description = "baseline" if c.rebaseline is None else f"baseline ({c.rebaseline})"
         elif c.plan is not None:
             description = c.plan.description
         else:
             description = ""
         if m.status in ("crash", "timeout", "invalid") and m.reason:
             description = f"{description} ({m.reason})" if description else m.reason
+        for note in c.notes:
+            description = f"{description} ({note})" if description else note
         duration = int((time.monotonic() - c.started) * 1000)
         commit = c.candidate or c.parent
         record = RunRecord(
@@ -769,7 +1019,21 @@ class ResearchWorker:
             baseline=c.baseline,
             proposal=c.plan.metadata if c.plan and c.plan.metadata else None,
         )
-        await self._finish_record(record)
+        try:
+            await self._finish_record(record, pending=pending)
+        except Exception as exc:  # the ledgers could not be written (a full disk, say)
+            shown = "-" if m.metric is None else f"{m.metric:g}"
+            await self._emit(
+                ErrorEvent(
+                    cycle=c.number,
+                    phase=c.phase,
+                    error_type=type(exc).__name__,
+                    message=f"could not record cycle {c.number} ({m.status}, "
+                    f"{self.config.metric.name} {shown}): {exc}; the next run recovers it",
+                )
+            )
+            raise
+        self._finished = record
         result = CycleResult(
             cycle=c.number,
             status=m.status,
@@ -783,14 +1047,24 @@ class ResearchWorker:
             usage=record.usage,
         )
         await self._emit(CycleEndEvent.announcing(result))
+        return result
+
+    async def _observe(self, cycle: int) -> None:
+        """Tell the proposer how the cycle went (its failure is logged, never fatal)."""
+        record, self._finished = self._finished, None
+        if record is None or record.cycle != cycle:
+            return
         try:
             await self.proposer.observe(record)
         except Exception:
-            logger.exception("the proposer failed to take in cycle %d", c.number)
-        return result
+            logger.exception("the proposer failed to take in cycle %d", cycle)
 
-    async def _finish_record(self, record: RunRecord) -> None:
-        """Append the record to the ledgers, then bring state.json in line."""
+    async def _finish_record(self, record: RunRecord, *, pending: bool = False) -> None:
+        """Append the record to the ledgers, then bring state.json in line.
+
+        ``pending``: the tree could not be restored, so state.json keeps the cycle open and
+        the next start finishes the restore (without recording the cycle twice).
+        """
         assert self._state is not None
         await self.workspace.append_run(record)
         self._history.append(record)
@@ -798,12 +1072,22 @@ class ResearchWorker:
         state.cycle_count = len(self._history)
         state.keep_count += record.status == "keep"
         state.last_status = record.status
-        state.phase = "idle"
-        state.current_cycle = None
-        state.candidate_commit = None
-        state.experiment_pid = None
         state.updated_at = _now_iso()
+        if not pending:
+            state.phase = "idle"
+            state.current_cycle = None
+            state.parent_commit = None
+            state.candidate_commit = None
+            state.written = None
+            state.measured = None
+        state.experiment_pid = None
         await self.workspace.write_state(state)
+
+    async def _notice(
+        self, kind: NoticeKind, message: str, *, cycle: int | None = None, ref: str | None = None
+    ) -> None:
+        logger.info("%s", message)
+        await self._emit(NoticeEvent(kind=kind, message=message, cycle=cycle, ref=ref))
 
     async def _emit(self, event: Event) -> None:
         await self.emitter.emit(event)

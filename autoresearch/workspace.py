@@ -13,11 +13,13 @@ All blocking file work runs in worker threads.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
 import shutil
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -29,10 +31,29 @@ from autoresearch.config import ResearchConfig, load_config
 from autoresearch.errors import ConfigError, LockedError, NotInitializedError, WorkspaceError
 from autoresearch.results import RunRecord, Status
 
-__all__ = ["WORKSPACE_DIR", "ResearchState", "Workspace", "format_tsv_row", "tsv_header"]
+__all__ = [
+    "WORKSPACE_DIR",
+    "Measured",
+    "ResearchState",
+    "Workspace",
+    "format_tsv_row",
+    "tsv_header",
+]
 
 WORKSPACE_DIR = ".autoresearch"
 """The folder, at the repository root, that holds everything autoresearch writes."""
+
+
+class Measured(CamelModel):
+    """A cycle's measured outcome, kept in state.json until the ledgers have it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    status: Status
+    metric: float | None = None
+    memory_gb: float | None = None
+    reason: str = ""
+    baseline: bool = False
 
 
 class ResearchState(CamelModel):
@@ -53,10 +74,20 @@ class ResearchState(CamelModel):
     updated_at: str
     current_cycle: int | None = None
     """The cycle in progress (None when idle); lets a restart detect an interrupted cycle."""
+    parent_commit: str | None = None
+    """The commit the cycle in progress started from (where a discard goes back to)."""
     candidate_commit: str | None = None
     """The undecided candidate of the cycle in progress, if one was committed."""
     experiment_pid: int | None = None
     """The running experiment's process (and process group) id, while one runs."""
+    written: dict[str, str] | None = None
+    """Files the cycle in progress wrote before committing them: path -> git blob id.
+
+    Recovery restores these without saving them first: their content is the engine's own.
+    """
+    measured: Measured | None = None
+    """The decided outcome of the cycle in progress, written before the decision is carried
+    out, so that recovery finishes the cycle as decided instead of calling it a crash."""
 
 
 def tsv_header(metric_name: str) -> str:
@@ -69,8 +100,14 @@ def _flat(text: str) -> str:
 
 
 def format_tsv_row(record: RunRecord) -> str:
-    """One results.tsv line for ``record`` (7-char commit, 6-decimal metric, 1-decimal GB)."""
-    metric = f"{record.metric:.6f}" if record.metric is not None else "0.000000"
+    """One results.tsv line for ``record`` (7-char commit, the metric, 1-decimal GB).
+
+    The metric is written by :func:`~autoresearch.metrics.format_metric`: 6 decimals in the usual
+    range, ``1e-05`` rather than ``0.000000`` for tiny values; ``0.000000`` when there is none.
+    """
+    from autoresearch.metrics import format_metric
+
+    metric = format_metric(record.metric) if record.metric is not None else "0.000000"
     memory = f"{record.memory_gb:.1f}" if record.memory_gb is not None else "0.0"
     return (
         f"{record.commit[:7]}\t{metric}\t{memory}\t{record.status}\t{_flat(record.description)}\n"
@@ -160,30 +197,66 @@ class Workspace:
             return str(path)
 
     # -- the one-writer lock ---------------------------------------------------------------
+    #
+    # Ownership is an flock on .autoresearch/lock, held for the writer's lifetime; the file
+    # holds the owner's pid. Writing that pid and reading it happen under a second, momentary
+    # lock on the same file (a POSIX range lock, independent of the flock): a contender holds it
+    # from before its flock attempt until it has written its pid (the winner) or read the
+    # owner's (a loser, or `status`). So nobody reads the file between the owner's flock and
+    # its write, and a loser always names the pid of the process that beat it.
 
-    def _locked_message(self, handle: IO[str]) -> str:
-        handle.seek(0)
-        holder = handle.read().strip()
-        pid = f" (pid {holder})" if holder.isdigit() else ""
+    def _locked_message(self, pid: int | None) -> str:
+        holder = f" (pid {pid})" if pid is not None else ""
         return (
-            f"another autoresearch process{pid} is running on this repo ({self.repo_path}); "
+            f"another autoresearch process{holder} is running on this repo ({self.repo_path}); "
             "stop it first, or wait for it to finish"
         )
 
+    @staticmethod
+    def _read_pid(fd: int) -> int | None:
+        first = os.pread(fd, 64, 0).split(b"\n", 1)[0].strip()
+        return int(first) if first.isdigit() else None
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _pid_guard(fd: int, *, exclusive: bool) -> Iterator[None]:
+        """Hold the short lock that orders pid writes and reads (waiting at most 2 s for it).
+
+        Its holders keep it for microseconds; if it cannot be had (a filesystem without POSIX
+        locks, a holder stopped mid-write) the caller goes on without it rather than hang.
+        """
+        kind = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        deadline = time.monotonic() + 2.0
+        while True:
+            try:
+                fcntl.lockf(fd, kind | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EACCES, errno.EAGAIN) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.001)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                fcntl.lockf(fd, fcntl.LOCK_UN)
+
     def _acquire(self) -> IO[str]:
         self.dir.mkdir(exist_ok=True)
-        handle = self.lock_path.open("a+", encoding="utf-8")
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        handle = os.fdopen(fd, "r+", encoding="utf-8")
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            message = self._locked_message(handle)
-            holder = message.split("pid ")[1].split(")")[0] if "(pid " in message else None
+            with self._pid_guard(fd, exclusive=True):
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    pid = self._read_pid(fd)
+                    raise LockedError(self._locked_message(pid), pid=pid) from None
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except BaseException:
             handle.close()
-            raise LockedError(message, pid=int(holder) if holder else None) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
+            raise
         return handle
 
     async def acquire_lock(self) -> IO[str]:
@@ -191,6 +264,8 @@ class Workspace:
 
         The lock belongs to the open file: it is released by :meth:`release_lock`, and by the
         operating system when the process dies, so a crashed process never leaves it stale.
+        The file holds the owner's pid, written so that a loser never reads it half-written:
+        :class:`LockedError` names the pid of the process that holds the lock.
         """
         return await anyio.to_thread.run_sync(self._acquire)
 
@@ -200,10 +275,36 @@ class Workspace:
         with contextlib.suppress(OSError):
             handle.close()
 
+    def _probe(self) -> tuple[bool, int | None]:
+        try:
+            fd = os.open(self.lock_path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False, None
+        try:
+            with self._pid_guard(fd, exclusive=False):
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return True, self._read_pid(fd)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                return False, None
+        finally:
+            os.close(fd)
+
+    async def probe_lock(self) -> tuple[bool, int | None]:
+        """Whether a process holds the writer lock now, and its pid (``None`` if unknown).
+
+        Only looks: it takes no lock a writer could trip over (its momentary shared lock is
+        taken inside the pid guard, which a contender waits for), so it is safe to call while
+        research runs; ``status`` uses it to tell a live run from an interrupted one.
+        """
+        return await anyio.to_thread.run_sync(self._probe)
+
     async def check_unlocked(self) -> None:
-        """Raise LockedError if another process holds the lock (without keeping it)."""
-        if await anyio.to_thread.run_sync(self.lock_path.exists):
-            await self.release_lock(await self.acquire_lock())
+        """Raise LockedError if another process holds the lock (without taking it)."""
+        held, pid = await self.probe_lock()
+        if held:
+            raise LockedError(self._locked_message(pid), pid=pid)
 
     # -- config --------------------------------------------------------------------------
 
@@ -300,15 +401,47 @@ class Workspace:
             self._sync_results(records, metric_name)
         return records
 
+    def _check_rows(self, records: int) -> int:
+        rows = self._tsv_rows()
+        if rows > records:
+            raise WorkspaceError(
+                f"{self.runs_path} has {records} records but {self.results_path} has "
+                f"{rows} rows: runs.jsonl lost records. Restore runs.jsonl from a backup, or "
+                "move results.tsv aside to go on (nothing was changed)"
+            )
+        return rows
+
     def _sync_results(self, records: Sequence[RunRecord], metric_name: str) -> None:
-        rows = 0
-        if self.results_path.exists():
-            with self.results_path.open(encoding="utf-8") as handle:
-                rows = max(0, sum(1 for _ in handle) - 1)
+        rows = self._check_rows(len(records))
         if self.results_path.exists() and rows == len(records):
             return
         text = tsv_header(metric_name) + "".join(format_tsv_row(r) for r in records)
         _write_atomic(self.results_path, text)
+
+    def _tsv_rows(self) -> int:
+        """Complete rows of results.tsv (a torn last line does not count)."""
+        try:
+            with self.results_path.open(encoding="utf-8") as handle:
+                return max(0, sum(1 for line in handle if line.endswith("\n")) - 1)
+        except FileNotFoundError:
+            return 0
+
+    def highest_logged_cycle(self) -> int:
+        """The highest cycle number any file under .autoresearch/ speaks of (0 if none).
+
+        Logs (``logs/<n>.log``, ``logs/<n>.validate.log``) and the rows of results.tsv count,
+        so a new cycle never takes a number whose files already exist.
+        """
+        highest = self._tsv_rows()
+        try:
+            names = os.listdir(self.logs_dir)
+        except FileNotFoundError:
+            names = []
+        for name in names:
+            head = name.split(".", 1)[0]
+            if head.isdigit():
+                highest = max(highest, int(head))
+        return highest
 
     async def load_runs(self, metric_name: str, *, repair: bool = True) -> list[RunRecord]:
         """Every record in runs.jsonl, oldest first.
@@ -318,6 +451,21 @@ class Workspace:
         the files are only read (what ``status`` and ``results`` do).
         """
         return await anyio.to_thread.run_sync(self._load_runs, metric_name, repair)
+
+    async def check_ledgers(self) -> None:
+        """Raise :class:`WorkspaceError` if results.tsv has rows runs.jsonl lost (reads only).
+
+        A worker would otherwise rebuild results.tsv from the shorter ledger and lose rows.
+        """
+
+        def check() -> None:
+            records = 0
+            if self.runs_path.exists():
+                with self.runs_path.open(encoding="utf-8") as handle:
+                    records = sum(1 for line in handle if line.strip() and line.endswith("\n"))
+            self._check_rows(records)
+
+        await anyio.to_thread.run_sync(check)
 
     async def append_run(self, record: RunRecord) -> None:
         """Append ``record`` to runs.jsonl, then its row to results.tsv, both fsynced."""
@@ -347,17 +495,6 @@ class Workspace:
 
         await anyio.to_thread.run_sync(link)
 
-    async def disk_nearly_full(self, margin_bytes: int = 1 << 20) -> bool:
-        """Whether the filesystem holding the logs has less than ``margin_bytes`` free."""
-
-        def check() -> bool:
-            try:
-                return shutil.disk_usage(self.logs_dir).free < margin_bytes
-            except OSError:
-                return False
-
-        return await anyio.to_thread.run_sync(check)
-
     async def read_log_tail(self, cycle: int, max_bytes: int = 4000) -> str | None:
         """The last ``max_bytes`` of a cycle's log, or ``None`` if it has none."""
         path = self.log_path(cycle)
@@ -373,13 +510,29 @@ class Workspace:
 
         return await anyio.to_thread.run_sync(read)
 
-    async def remove(self) -> bool:
-        """Delete the whole ``.autoresearch/`` folder; ``False`` if there was none."""
+    def archive_dir(self, stamp: str) -> Path:
+        """Where :meth:`archive` puts a session archived at ``stamp``."""
+        return self.dir / "archive" / stamp
 
-        def remove() -> bool:
-            if not self.dir.exists():
-                return False
-            shutil.rmtree(self.dir)
-            return True
+    async def archive(self, stamp: str) -> Path | None:
+        """Move the session's files into ``archive/<stamp>/``; None if there was nothing.
 
-        return await anyio.to_thread.run_sync(remove)
+        Everything under ``.autoresearch/`` moves (config, state, ledgers, logs) except the
+        lock and earlier archives; nothing is deleted. A new session then starts from cycle 1
+        with no file name in common with this one.
+        """
+        target = self.archive_dir(stamp)
+
+        def move() -> Path | None:
+            if not self.dir.is_dir():
+                return None
+            entries = [e for e in self.dir.iterdir() if e.name not in ("archive", "lock")]
+            if not entries:
+                return None
+            target.mkdir(parents=True)  # fails if that archive exists: never merge two
+            for entry in entries:
+                os.replace(entry, target / entry.name)
+            _fsync_dir(self.dir)
+            return target
+
+        return await anyio.to_thread.run_sync(move)

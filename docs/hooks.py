@@ -10,7 +10,7 @@ from the model at build time:
 
 renders one row per model field (field, alias, type, default, meaning). ``keys:`` renders the
 camelCase JSON keys instead (key, type, meaning), for files such as ``runs.jsonl``. ``events``
-renders the ten events (name, model, when, payload) from ``autoresearch.events``; a top-level
+renders the eleven events (name, model, when, payload) from ``autoresearch.events``; a top-level
 bullet says when an event fires, nested bullets annotate its fields. ``options: run-once``
 renders a CLI command's arguments and options (option, default, meaning) from the typer app;
 a bullet's name may carry a metavar (``--target PATHS``), which the table shows.

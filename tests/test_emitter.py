@@ -22,7 +22,7 @@ def start(n: int) -> CycleStartEvent:
     return CycleStartEvent(cycle=n, tag="t")
 
 
-def test_the_ten_seed_events() -> None:
+def test_the_ten_seed_events_then_the_notice() -> None:
     assert EVENT_NAMES == (
         "autoresearch:cycle:start",
         "autoresearch:cycle:end",
@@ -34,6 +34,7 @@ def test_the_ten_seed_events() -> None:
         "autoresearch:error",
         "autoresearch:timeout",
         "autoresearch:stopped",
+        "autoresearch:notice",
     )
 
 

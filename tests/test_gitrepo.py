@@ -13,6 +13,7 @@ import pygit2
 import pytest
 from pygit2.enums import ConfigLevel
 
+from autoresearch.edits import blob_id
 from autoresearch.errors import ConfigError, GitError
 from autoresearch.gitrepo import DEFAULT_AUTHOR, GitRepo
 
@@ -544,11 +545,14 @@ async def test_restore_never_writes_through_symlinked_directories(
         target.rmdir()
         os.symlink(outside, target)
 
-    await repo.restore(base, ["src"])
+    saved = await repo.restore(base, ["src"], save_as="refs/autoresearch/t/saved/1")
     assert (outside / "helpers.py").read_text() == "outside helpers\n"
     assert (outside / "added.py").read_text() == "outside added\n"
     util = repo_dir / "src" / "util"
     assert not util.is_symlink() and (util / "helpers.py").read_text().startswith("def helper")
+    # The symlinks were not git's to give back: they were committed before being replaced.
+    assert saved is not None and saved.paths == ("src/deep", "src/util")
+    assert git(repo_dir, "cat-file", "-p", f"{saved.ref}:src/util").strip() == str(outside)
 
 
 async def test_changed_paths_respects_line_ending_filters(repo: GitRepo, repo_dir: Path) -> None:
@@ -562,14 +566,32 @@ async def test_changed_paths_respects_line_ending_filters(repo: GitRepo, repo_di
     assert await repo.read_file_at(sha, "train.py") == b"lr = 0.2\n"
 
 
-async def test_restore_discards_uncommitted_edits(repo: GitRepo, repo_dir: Path) -> None:
+async def test_restore_discards_the_engines_edits_and_saves_anyone_elses(
+    repo: GitRepo, repo_dir: Path
+) -> None:
     head = await repo.head_commit()
-    write(repo_dir / "train.py", "broken(\n")
-    write(repo_dir / "src" / "model.py", "oops\n")
-    await repo.restore(head, ["train.py", "src/model.py"])
+    write(repo_dir / "train.py", "broken(\n")  # the engine's edit: it gives its blob id
+    write(repo_dir / "src" / "model.py", "oops\n")  # nobody told the engine about this one
+    written = {"train.py": blob_id(b"broken(\n")}
+    with pytest.raises(GitError, match=r"would overwrite changes \(src/model.py\)"):
+        await repo.restore(head, ["train.py", "src/model.py"], written=written)
+    assert (repo_dir / "src" / "model.py").read_text() == "oops\n"  # refused: nothing touched
+    assert (repo_dir / "train.py").read_text() == "broken(\n"
+
+    saved = await repo.restore(
+        head, ["train.py", "src/model.py"], written=written, save_as="refs/autoresearch/t/saved/a"
+    )
     assert (repo_dir / "train.py").read_text() == "lr = 0.1\n"
     assert (repo_dir / "src" / "model.py").read_text() == "layers = 2\n"
     assert status(repo_dir) == []
+    assert saved is not None and saved.paths == ("src/model.py",)
+    assert git(repo_dir, "show", f"{saved.ref}:src/model.py").strip() == "oops"
+    assert git(repo_dir, "rev-parse", f"{saved.ref}^").strip() == head  # on top of what HEAD was
+    # A second save never replaces the first.
+    write(repo_dir / "src" / "model.py", "again\n")
+    again = await repo.restore(head, ["src/model.py"], save_as="refs/autoresearch/t/saved/a")
+    assert again is not None and again.ref == "refs/autoresearch/t/saved/a-2"
+    assert git(repo_dir, "show", f"{saved.ref}:src/model.py").strip() == "oops"
 
 
 async def test_restore_moves_detached_head(repo: GitRepo, repo_dir: Path) -> None:
@@ -589,14 +611,16 @@ async def test_restore_unknown_commit(repo: GitRepo) -> None:
         await repo.restore("0" * 40, ["src"])
 
 
-async def test_set_ref_force_updates_and_rejects_bad_names(repo: GitRepo, repo_dir: Path) -> None:
+async def test_set_ref_never_moves_an_existing_ref(repo: GitRepo, repo_dir: Path) -> None:
     base = await repo.head_commit()
     await repo.set_ref("refs/autoresearch/run/1", base)
+    await repo.set_ref("refs/autoresearch/run/1", base)  # the same commit again is fine
     write(repo_dir / "train.py", "lr = 0.4\n")
     newer = await repo.commit_paths(["train.py"], "c")
     assert newer is not None
-    await repo.set_ref("refs/autoresearch/run/1", newer)
-    assert await repo.resolve("refs/autoresearch/run/1") == newer
+    with pytest.raises(GitError, match="refusing to move refs/autoresearch/run/1"):
+        await repo.set_ref("refs/autoresearch/run/1", newer)
+    assert await repo.resolve("refs/autoresearch/run/1") == base
     with pytest.raises(GitError, match="setting"):
         await repo.set_ref("refs/bad..name", base)
 
