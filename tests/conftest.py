@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 import textwrap
@@ -45,6 +46,23 @@ def _isolated_git_config(
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_script(source: str, where: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Write ``source`` to ``where`` and run it with Python, the project importable."""
+    where.write_text(source)
+    return subprocess.run(
+        [sys.executable, str(where), *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def git(repo: Path, *args: str) -> str:

@@ -24,13 +24,21 @@ from autoresearch import (
     ScriptedProposer,
     ScriptedStep,
 )
-from tests.conftest import PY, TRAIN, Recorder, base_config, git, make_repo, snapshot
+from tests.conftest import (
+    PY,
+    ROOT,
+    TRAIN,
+    Recorder,
+    base_config,
+    git,
+    make_repo,
+    run_script,
+    snapshot,
+)
 from tests.test_reliability import assert_invariants, ledger
 from tests.test_worker import runs, set_x, worker_for
 
 pytestmark = pytest.mark.anyio
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def saved_refs(repo: Path, tag: str = "t1") -> list[str]:
@@ -199,17 +207,7 @@ KILLER = textwrap.dedent(
 
 
 def kill_in(repo: Path, phase: str) -> None:
-    script = repo.parent / "killer.py"
-    script.write_text(KILLER)
-    proc = subprocess.run(
-        [sys.executable, str(script), str(repo), phase],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = run_script(KILLER, repo.parent / "killer.py", str(repo), phase)
     assert proc.returncode == -9, proc.stderr
 
 
@@ -416,17 +414,7 @@ SIZE_KILLER = textwrap.dedent(
 async def test_a_kill_in_the_middle_of_a_restore_never_loses_the_file(tmp_path: Path) -> None:
     padded = TRAIN + "PAD = 0\n" + "# padding\n" * 2000  # about 20 KB: bigger than the limit
     repo = make_repo(tmp_path / "repo", {"train.py": padded, "program.md": "# p\n"})
-    script = tmp_path / "size_killer.py"
-    script.write_text(SIZE_KILLER)
-    proc = subprocess.run(
-        [sys.executable, str(script), str(repo)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = run_script(SIZE_KILLER, tmp_path / "size_killer.py", str(repo))
     assert proc.returncode == -25, proc.stderr  # SIGXFSZ, while writing train.py back
     # The candidate's file stays whole until the restored one is complete.
     assert "X = 5.0" in (repo / "train.py").read_text()

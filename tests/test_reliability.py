@@ -19,7 +19,7 @@ from autoresearch import (
     ScriptedProposer,
     WorkspaceError,
 )
-from tests.conftest import base_config, git
+from tests.conftest import base_config, git, run_script
 from tests.test_worker import set_x, worker_for
 
 pytestmark = pytest.mark.anyio
@@ -72,18 +72,7 @@ def assert_invariants(repo: Path) -> None:
     [("enter", p) for p in PHASES] + [("exit", "commit"), ("exit", "execute"), ("exit", "decide")],
 )
 async def test_kill_9_in_every_phase_then_recover(repo: Path, when: str, phase: str) -> None:
-    script = repo.parent / "killer.py"
-    script.write_text(KILLER)
-    root = Path(__file__).resolve().parents[1]
-    proc = subprocess.run(
-        [sys.executable, str(script), str(repo), when, phase],
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = run_script(KILLER, repo.parent / "killer.py", str(repo), when, phase)
     assert proc.returncode == -9, proc.stderr
     worker = worker_for(repo, [set_x(1.5)])
     result = await worker.run_experiment_cycle()
