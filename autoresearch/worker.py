@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import partial
 from types import TracebackType
 from typing import IO, Any, TypeVar
@@ -38,14 +37,11 @@ from autoresearch.errors import (
 )
 from autoresearch.events import (
     CommitCreatedEvent,
-    CommitRevertedEvent,
     CycleEndEvent,
     CycleStartEvent,
     ErrorEvent,
     Event,
     MetricRecordedEvent,
-    NoticeEvent,
-    NoticeKind,
     Phase,
     PhaseEnterEvent,
     PhaseExitEvent,
@@ -54,6 +50,8 @@ from autoresearch.events import (
     TimeoutEvent,
 )
 from autoresearch.gitrepo import TEMP_SUFFIX, Expect, GitRepo
+from autoresearch.keeper import Keeper, Settled
+from autoresearch.ledger import Ledger, now_iso
 from autoresearch.metrics import (
     MetricMisreadError,
     PatternTooSlowError,
@@ -66,7 +64,7 @@ from autoresearch.metrics import (
 from autoresearch.preflight import Preflight, check_repository
 from autoresearch.proposers.base import Analysis, Plan, Proposer, ResearchContext
 from autoresearch.results import CycleResult, RunRecord, Status, Usage
-from autoresearch.runner import RunOutcome, kill_orphaned_run, run_experiment
+from autoresearch.runner import RunOutcome, run_experiment
 from autoresearch.sandbox import sandbox_tmp, sandboxed_command
 from autoresearch.workspace import Measured, ResearchState, Workspace
 
@@ -102,10 +100,6 @@ def _give_up(results: list[CycleResult]) -> str | None:
             f"({tail[-1].description}); check run_command and metric.pattern"
         )
     return None
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class _Invalid(Exception):
@@ -147,20 +141,6 @@ class _Measurement:
     reason: str
 
 
-@dataclass
-class _Settled:
-    """How restoring the tree at the end of a cycle went."""
-
-    problem: str | None = None
-    """Said in the cycle's record when not None."""
-    stop: BaseException | None = None
-    """Raised once the cycle is recorded: the run cannot go on."""
-    moved: bool = False
-    """HEAD was not where the engine left it; the measurement cannot be trusted."""
-    pending: bool = False
-    """The restore failed; state.json keeps the cycle open for the next start."""
-
-
 class ResearchWorker:
     """Runs AutoResearch cycles on one repository.
 
@@ -177,8 +157,8 @@ class ResearchWorker:
         self.proposer = proposer
         self.workspace = Workspace(config.repo_path)
         self._git: GitRepo | None = None
-        self._state: ResearchState | None = None
-        self._history: list[RunRecord] = []
+        self._ledger: Ledger | None = None
+        self._keeper: Keeper | None = None
         self._contexts = ContextCache()
         self._layout: list[str] = []
         self._prepared = False
@@ -188,6 +168,24 @@ class ResearchWorker:
         self._lock: IO[str] | None = None
         self._next_cycle = 1
         self._finished: RunRecord | None = None
+
+    @property
+    def _books(self) -> Ledger:
+        assert self._ledger is not None, "used before prepare()"
+        return self._ledger
+
+    @property
+    def _keep(self) -> Keeper:
+        assert self._keeper is not None, "used before prepare()"
+        return self._keeper
+
+    @property
+    def _state(self) -> ResearchState | None:
+        return self._ledger.state if self._ledger is not None and self._ledger.loaded else None
+
+    @property
+    def _history(self) -> list[RunRecord]:
+        return self._ledger.history if self._ledger is not None else []
 
     # -- public API ----------------------------------------------------------------------
 
@@ -291,7 +289,7 @@ class ResearchWorker:
         assert self._git is not None
         hooks = await self._git.hooks()
         if hooks:
-            await self._notice(
+            await self._keep.notice(
                 "hooks",
                 f"candidate commits do not run your git hooks ({', '.join(hooks)}); put checks "
                 "that must pass in --validate-command (validate_command)",
@@ -319,149 +317,25 @@ class ResearchWorker:
 
     async def _set_up(self, found: Preflight) -> None:
         git, config, state = found.git, self.config, found.state
+        self._keeper = keeper = Keeper(git, config, self.emitter)
         await git.exclude("/.autoresearch/")
         await git.exclude(f".*{TEMP_SUFFIX}")
         for lock in found.stale_locks:
             await anyio.to_thread.run_sync(partial(lock.unlink, missing_ok=True))
-            await self._notice(
+            await keeper.notice(
                 "stale-lock", f"removed {lock}, a git lock file the interrupted cycle left"
             )
         await git.ensure_branch(config.branch)
         await self.workspace.write_config(config)
-        self._history = await self.workspace.load_runs(config.metric.name)
         self._git = git
         self._layout = await git.tracked_files(limit=500)
-        head = await git.head_commit()
-        self._state = self._reconcile(state, head)
-        self._next_cycle = await self._first_free_cycle(state)
+        self._ledger = ledger = Ledger(self.workspace, config)
+        await ledger.load(state, await git.head_commit())
+        self._next_cycle = await keeper.first_free_cycle(ledger, self.workspace, state)
         if found.interrupted and state is not None:
-            await self._recover(state)
-        await self.workspace.write_state(self._state)
+            await keeper.recover(ledger, state)
+        await ledger.save()
         await self.proposer.prime(self.history)
-
-    async def _first_free_cycle(self, state: ResearchState | None) -> int:
-        """One past the highest cycle number the ledger, the logs or the refs speak of.
-
-        A new cycle never reuses a number, so it never overwrites a log or a candidate's ref,
-        even after runs.jsonl was lost or the session was reset.
-        """
-        assert self._git is not None
-        prefix = f"refs/autoresearch/{self.config.tag}/"
-        numbers = [r.cycle for r in self._history]
-        numbers += [
-            int(n)
-            for n in (name[len(prefix) :] for name in await self._git.refs_under(prefix))
-            if n.isdigit()
-        ]
-        numbers.append(await anyio.to_thread.run_sync(self.workspace.highest_logged_cycle))
-        if state is not None and state.current_cycle is not None:
-            numbers.append(state.current_cycle)  # recovery records that one
-        return max(numbers, default=0) + 1
-
-    def _reconcile(self, state: ResearchState | None, head: str) -> ResearchState:
-        """Counters rebuilt from the ledger (the source of truth); phase and tag from state."""
-        now = _now_iso()
-        keeps = [r for r in self._history if r.status == "keep"]
-        baseline = next((r for r in self._history if r.baseline and r.status == "keep"), None)
-        best = keeps[-1] if keeps else None
-        last = self._history[-1] if self._history else None
-        return ResearchState(
-            branch=self.config.branch,
-            tag=self.config.tag,
-            phase="idle",
-            cycle_count=len(self._history),
-            keep_count=len(keeps),
-            best_metric=best.metric if best else None,
-            baseline_metric=baseline.metric if baseline else None,
-            best_commit=best.commit if best else (state.best_commit if state else None) or head,
-            last_status=last.status if last else None,
-            started_at=state.started_at if state else now,
-            updated_at=now,
-            current_cycle=state.current_cycle if state else None,
-            candidate_commit=state.candidate_commit if state else None,
-        )
-
-    async def _recover(self, previous: ResearchState) -> None:
-        """Finish the cycle an earlier process left undecided, once.
-
-        Whatever is left of its experiment is killed. A cycle whose outcome was measured is
-        finished as measured (a keep stays kept); any other is a crash. The mutable files go
-        back to the best commit, and content in them that the interrupted cycle did not write
-        (a hand edit made since) is saved first. A commit the engine did not make on the
-        research branch is left where it is, to be measured as a new baseline.
-        """
-        state, git = self._state, self._git
-        assert state is not None and git is not None and state.best_commit is not None
-        number = previous.current_cycle
-        if number is not None:
-            killed = await kill_orphaned_run(
-                self.config.repo_path,
-                pgid=previous.experiment_pid,
-                marker={"AUTORESEARCH_CYCLE": str(number), "AUTORESEARCH_TAG": previous.tag},
-            )
-            if killed:
-                logger.warning("killed %d leftover process(es) of cycle %s", killed, number)
-        best, candidate, measured = state.best_commit, previous.candidate_commit, previous.measured
-        parent = previous.parent_commit or best
-        status: Status = measured.status if measured is not None else "crash"
-        keep = status == "keep" and candidate is not None
-        description = f"interrupted in {previous.phase}"
-        if measured is not None:
-            description = f"{measured.reason or status} (finished after an interruption)"
-        head = await git.head_commit()
-        if (
-            candidate is None
-            and number is not None
-            and await self._committed_by(head, number, parent)
-        ):
-            candidate = head  # killed between making the commit and writing state.json
-        if number is not None and candidate is not None and candidate != parent:
-            await git.set_ref(f"refs/autoresearch/{self.config.tag}/{number}", candidate)
-        if head in (parent, candidate):
-            await self._restore_tree(
-                number,
-                candidate if keep and candidate is not None else parent,
-                expect=head,
-                ours=[c for c in (candidate, parent) if c is not None],
-                written=previous.written,
-            )
-        else:  # the user committed since: never reset past that; measure it next
-            description += (
-                f"; {self.config.branch} then got {head[:7]}, a commit autoresearch did not "
-                "make, which is measured next as a new baseline"
-            )
-        if keep and measured is not None and candidate is not None:
-            state.best_commit, state.best_metric = candidate, measured.metric
-            if state.baseline_metric is None:
-                state.baseline_metric = measured.metric
-        if number is not None and all(r.cycle != number for r in self._history):
-            await self._finish_record(
-                RunRecord(
-                    cycle=number,
-                    commit=candidate or parent,
-                    parent_commit=parent,
-                    status=status,
-                    metric=measured.metric if measured is not None else None,
-                    memory_gb=measured.memory_gb if measured is not None else None,
-                    description=description,
-                    started_at=previous.updated_at,
-                    baseline=measured.baseline if measured is not None else False,
-                )
-            )
-        state.phase = "idle"
-        state.current_cycle = state.parent_commit = state.candidate_commit = None
-        state.written = state.measured = None
-
-    async def _committed_by(self, commit: str, cycle: int, parent: str) -> bool:
-        """Whether ``commit`` is the candidate the engine made on ``parent`` for ``cycle``."""
-        assert self._git is not None
-        message = await self._git.commit_message(commit)
-        return message.startswith(self._commit_title(cycle)) and (
-            await self._git.parents(commit) == [parent]
-        )
-
-    def _commit_title(self, cycle: int) -> str:
-        return f"autoresearch {self.config.tag} #{cycle}: "
 
     # -- one cycle -----------------------------------------------------------------------
 
@@ -480,7 +354,7 @@ class ResearchWorker:
                 f"{self.config.branch} is at {head[:7]}, a commit autoresearch did not make "
                 f"(its best is {best_commit[:7]})"
             )
-            await self._notice(
+            await self._keep.notice(
                 "rebaseline", f"{rebaseline}; measuring it as a new baseline", cycle=number
             )
         cycle = _Cycle(
@@ -488,7 +362,7 @@ class ResearchWorker:
             hint=hint,
             baseline=rebaseline is not None
             or (state.baseline_metric is None and state.best_metric is None),
-            started_at=_now_iso(),
+            started_at=now_iso(),
             started=time.monotonic(),
             parent=head,
             rebaseline=rebaseline,
@@ -559,7 +433,7 @@ class ResearchWorker:
         )
         self._state.candidate_commit = c.candidate
         try:  # first, so a failure below cannot lose the metric
-            await self.workspace.write_state(self._state)
+            await self._books.save()
         except OSError:
             logger.exception("could not write state.json before deciding cycle %d", c.number)
         m, settled = await self._phase(c, "decide", self._decide, c, m)
@@ -575,10 +449,10 @@ class ResearchWorker:
         assert self._state is not None
         c.phase = phase
         self._state.phase = phase
-        self._state.updated_at = _now_iso()
+        self._state.updated_at = now_iso()
         # Fsync only when recovery needs the change: the cycle began (bootstrap) or a candidate
         # was committed (execute). Other phase changes are atomic but not forced to disk.
-        await self.workspace.write_state(self._state, durable=phase in _DURABLE_PHASES)
+        await self._books.save(durable=phase in _DURABLE_PHASES)
         await self._emit(PhaseEnterEvent(cycle=c.number, phase=phase))
         started = time.monotonic()
         outcome = "failed"
@@ -663,7 +537,7 @@ class ResearchWorker:
 
     async def _commit(self, c: _Cycle) -> str:
         assert self._git is not None and c.plan is not None and c.applied is not None
-        message = self._commit_title(c.number) + c.plan.description
+        message = self._keep.commit_title(c.number) + c.plan.description
         if c.plan.rationale:
             message += f"\n\n{c.plan.rationale}"
         commit = await self._git.commit_paths(
@@ -702,7 +576,7 @@ class ResearchWorker:
             self._state.experiment_pid = pid
             # Not fsynced: the pid matters after the engine crashes, and a power cut that
             # could lose the write also ends the experiment.
-            await self.workspace.write_state(self._state, durable=False)
+            await self._books.save(durable=False)
 
         if config.sandbox != "none":
             await anyio.to_thread.run_sync(
@@ -792,7 +666,7 @@ class ResearchWorker:
             return _Measurement("keep", metric, memory, "improved")
         return _Measurement("discard", metric, memory, "no improvement")
 
-    async def _decide(self, c: _Cycle, m: _Measurement) -> tuple[_Measurement, _Settled]:
+    async def _decide(self, c: _Cycle, m: _Measurement) -> tuple[_Measurement, Settled]:
         """Keep the candidate or go back to the parent.
 
         The mutable files are restored either way, so whatever the run wrote into them is
@@ -812,19 +686,13 @@ class ResearchWorker:
             if self._state.baseline_metric is None:
                 self._state.baseline_metric = m.metric
         if not settled.moved:
-            outside = await self._changed_outside_targets()
+            outside = await self._keep.changed_outside_targets()
             if outside:
                 c.notes.append(
                     "the run changed tracked files outside the mutable paths, left as they "
                     f"are: {', '.join(outside[:5])}"
                 )
         return m, settled
-
-    async def _changed_outside_targets(self) -> list[str]:
-        assert self._git is not None
-        policy = PathPolicy.from_config(self.config)
-        dirty = await self._git.dirty_tracked_files()
-        return [path for path in dirty if not policy.allows(path)]
 
     # -- applying, repairing, restoring --------------------------------------------------
 
@@ -862,7 +730,7 @@ class ResearchWorker:
                 continue
             # So that recovery knows this content as the engine's own.
             self._state.written = dict(c.applied.blobs)
-            await self.workspace.write_state(self._state, durable=False)
+            await self._books.save(durable=False)
             return changes
 
     async def _validation_problem(self, c: _Cycle) -> str | None:
@@ -887,83 +755,18 @@ class ResearchWorker:
 
     async def _undo_edits(self, c: _Cycle) -> None:
         """Put the mutable files back as at the parent (nothing was committed)."""
-        await self._restore_tree(c.number, c.parent, expect=c.parent, ours=(), written=c.written())
+        await self._keep.restore(c.number, c.parent, expect=c.parent, ours=(), written=c.written())
 
-    async def _restore_tree(
-        self,
-        cycle: int | None,
-        target: str,
-        *,
-        expect: str,
-        ours: Sequence[str],
-        written: Mapping[str, str] | None,
-    ) -> None:
-        """Restore the mutable paths to ``target``; content the engine did not write is saved.
-
-        HEAD must be on the research branch at ``expect`` (:class:`HeadMovedError` if not).
-        """
-        assert self._git is not None
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        saved = await self._git.restore(
-            target,
-            self.config.mutable_paths,
-            expect=Expect(self.config.branch, expect),
-            ours=ours,
-            written=written,
-            save_as=f"refs/autoresearch/{self.config.tag}/saved/{stamp}",
+    async def _settle(self, c: _Cycle, target: str, reason: str) -> Settled:
+        """Bring the tree to ``target`` at the end of ``c`` (see :meth:`Keeper.settle`)."""
+        return await self._keep.settle(
+            c.number,
+            parent=c.parent,
+            candidate=c.candidate,
+            written=c.written(),
+            target=target,
+            reason=reason,
         )
-        if saved is not None:
-            files = ", ".join(saved.paths[:5]) + (" …" if len(saved.paths) > 5 else "")
-            await self._notice(
-                "saved",
-                f"{files} held changes autoresearch did not make; saved as {saved.ref} "
-                f"(see it with: git show {saved.ref}) before restoring {target[:7]}",
-                cycle=cycle,
-                ref=saved.ref,
-            )
-
-    async def _settle(self, c: _Cycle, target: str, reason: str) -> _Settled:
-        """Bring the tree to ``target`` at the end of a cycle, whatever is in the way.
-
-        If the checkout left the research branch, nothing in it is touched: the branch alone
-        goes back to the parent and the run stops. If someone committed on the research
-        branch, their commit stays (measured next as a new baseline) and only the engine's
-        uncommitted edits are undone. If the restore fails, state.json keeps the cycle open so
-        the next start finishes it, and the run stops.
-        """
-        assert self._git is not None
-        here = c.candidate or c.parent
-        ours = [x for x in (c.candidate, c.parent) if x is not None]
-        try:
-            try:
-                await self._restore_tree(
-                    c.number, target, expect=here, ours=ours, written=c.written()
-                )
-            except HeadMovedError as exc:
-                if exc.kind == "branch":
-                    if c.candidate is not None and c.candidate != c.parent:
-                        await self._git.move_branch(
-                            self.config.branch, c.parent, expected=c.candidate
-                        )
-                    return _Settled(problem=str(exc), stop=exc, moved=True)
-                await self._restore_tree(
-                    c.number, exc.head, expect=exc.head, ours=ours, written=c.written()
-                )
-                return _Settled(problem=f"{exc}; it is measured next as a new baseline", moved=True)
-        except Exception as exc:
-            logger.error("could not restore the tree after cycle %d", c.number, exc_info=True)
-            return _Settled(
-                problem=f"restoring {target[:7]} failed ({exc}); the next start finishes it",
-                stop=exc,
-                pending=True,
-            )
-        if target == c.parent and c.candidate is not None and c.candidate != c.parent:
-            await self._emit(
-                CommitRevertedEvent(
-                    cycle=c.number, commit_hash=c.candidate, restored_to=c.parent, reason=reason
-                )
-            )
-        return _Settled()
 
     # -- ending a cycle ------------------------------------------------------------------
 
@@ -1020,7 +823,7 @@ class ResearchWorker:
             proposal=c.plan.metadata if c.plan and c.plan.metadata else None,
         )
         try:
-            await self._finish_record(record, pending=pending)
+            await self._books.record(record, pending=pending)
         except Exception as exc:  # the ledgers could not be written (a full disk, say)
             shown = "-" if m.metric is None else f"{m.metric:g}"
             await self._emit(
@@ -1058,36 +861,6 @@ class ResearchWorker:
             await self.proposer.observe(record)
         except Exception:
             logger.exception("the proposer failed to take in cycle %d", cycle)
-
-    async def _finish_record(self, record: RunRecord, *, pending: bool = False) -> None:
-        """Append the record to the ledgers, then bring state.json in line.
-
-        ``pending``: the tree could not be restored, so state.json keeps the cycle open and
-        the next start finishes the restore (without recording the cycle twice).
-        """
-        assert self._state is not None
-        await self.workspace.append_run(record)
-        self._history.append(record)
-        state = self._state
-        state.cycle_count = len(self._history)
-        state.keep_count += record.status == "keep"
-        state.last_status = record.status
-        state.updated_at = _now_iso()
-        if not pending:
-            state.phase = "idle"
-            state.current_cycle = None
-            state.parent_commit = None
-            state.candidate_commit = None
-            state.written = None
-            state.measured = None
-        state.experiment_pid = None
-        await self.workspace.write_state(state)
-
-    async def _notice(
-        self, kind: NoticeKind, message: str, *, cycle: int | None = None, ref: str | None = None
-    ) -> None:
-        logger.info("%s", message)
-        await self._emit(NoticeEvent(kind=kind, message=message, cycle=cycle, ref=ref))
 
     async def _emit(self, event: Event) -> None:
         await self.emitter.emit(event)
