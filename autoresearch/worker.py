@@ -350,12 +350,12 @@ class ResearchWorker:
         self._next_cycle += 1
         rebaseline = None
         if head != best_commit:
-            rebaseline = (
-                f"{self.config.branch} is at {head[:7]}, a commit autoresearch did not make "
-                f"(its best is {best_commit[:7]})"
-            )
+            rebaseline = f"re-measured: {head[:7]} is a commit autoresearch did not make"
             await self._keep.notice(
-                "rebaseline", f"{rebaseline}; measuring it as a new baseline", cycle=number
+                "rebaseline",
+                f"{self.config.branch} is at {head[:7]}, a commit autoresearch did not make "
+                f"(its best is {best_commit[:7]}); measuring it as a new baseline",
+                cycle=number,
             )
         cycle = _Cycle(
             number=number,
