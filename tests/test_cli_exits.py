@@ -363,7 +363,7 @@ def test_an_engine_error_inside_the_task_group_is_one_line(cli_repo: Path, tmp_p
 def test_exception_groups_are_unwrapped_to_their_errors(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from autoresearch.cli.app import _errors
+    from autoresearch.cli.errors import _errors
 
     def fail(exc: BaseException) -> tuple[int, str]:
         with pytest.raises(typer.Exit) as info, _errors():

@@ -6,11 +6,11 @@ Signals. The research commands stop cleanly on SIGINT, SIGTERM and SIGHUP whenev
 comes; the exit code is 128 + the signal's number (130, 143, 129). Until a command starts to
 write, a signal ends the process at once with one line (nothing was changed). While it sets up
 (takes the lock, checks out the branch, recovers an interrupted cycle) a signal is only noted,
-and acted on as soon as the setup is done. While research runs, ``app._interruptible`` listens
-and cancels the cycle, whose cleanup kills the experiment, restores the tree and records it.
-The guard is installed first thing when this package is imported by the ``autoresearch`` or
-``neurolink`` program (before typer and the SDK load), and by :func:`main`; importing the
-package from other programs changes no signal handler.
+and acted on as soon as the setup is done. While research runs, ``interrupt._interruptible``
+listens and cancels the cycle, whose cleanup kills the experiment, restores the tree and
+records it. The guard is installed first thing when this package is imported by the
+``autoresearch`` or ``neurolink`` program (before typer and the SDK load), and by :func:`main`;
+importing the package from other programs changes no signal handler.
 """
 
 from __future__ import annotations
@@ -133,12 +133,17 @@ def restore_signal_guard(*, stopping: bool) -> None:
     (a second Ctrl-C during the cleanup is harmless); otherwise they are noted as before.
     Without the guard (the commands called in-process), a stopping command ignores them.
     """
-    if not _Guard.installed:
-        if stopping:
-            for signum in GUARDED_SIGNALS:
-                signal.signal(signum, signal.SIG_IGN)
+    if stopping:
+        # SIG_IGN rather than a Python handler: Python puts its own handlers back to the
+        # default while it shuts down, and a late Ctrl-C would then kill the exiting process.
+        for signum in GUARDED_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+        if _Guard.installed:
+            _Guard.mode = "ignore"
         return
-    _Guard.mode = "ignore" if stopping else "defer"
+    if not _Guard.installed:
+        return
+    _Guard.mode = "defer"
     for signum in GUARDED_SIGNALS:
         signal.signal(signum, _on_signal)
 
@@ -158,7 +163,8 @@ if _started_as_cli():  # before typer, rich and the app load: a signal during th
 
 import typer  # noqa: E402
 
-from autoresearch.cli.app import app, install_log_lines  # noqa: E402
+from autoresearch.cli.app import app  # noqa: E402
+from autoresearch.cli.errors import install_log_lines  # noqa: E402
 from autoresearch.cli.tasks import REPO_COMMANDS, task_app  # noqa: E402
 
 __all__ = ["app", "main", "neurolink_app", "neurolink_main"]

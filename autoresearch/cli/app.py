@@ -3,37 +3,41 @@
 from __future__ import annotations
 
 import enum
-import errno
 import json
-import logging
-import math
 import os
-import signal
 import sys
-import traceback
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import anyio
 import typer
 from rich.console import Console
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperCommand
 
-from autoresearch.cli import (
-    GUARDED_SIGNALS,
-    defer_signals,
-    exit_code,
-    release_terminal,
-    restore_signal_guard,
-    silence,
-    take_pending_signal,
+from autoresearch.cli import defer_signals
+from autoresearch.cli.args import (
+    JsonOpt,
+    RepoArg,
+    _find_repo,
+    _key_values,
+    _kill_grace_ms,
+    _split,
+    _timeout_ms,
 )
-from autoresearch.errors import AutoResearchError, ConfigError
+from autoresearch.cli.errors import (
+    _errors,
+    _OneLineErrors,
+    _options,
+    _run,
+    _say,
+    _usage_error,
+    install_log_lines,
+)
+from autoresearch.errors import ConfigError
 
 if TYPE_CHECKING:  # the SDK loads when a command runs, so `autoresearch --help` stays quick
+    from autoresearch.cli.interrupt import Interruption
     from autoresearch.cli.live import PlainView
     from autoresearch.config import ResearchConfig
     from autoresearch.worker import ResearchWorker
@@ -42,43 +46,6 @@ if TYPE_CHECKING:  # the SDK loads when a command runs, so `autoresearch --help`
 __all__ = ["app"]
 
 T = TypeVar("T")
-EXIT_INTERRUPTED = 130
-"""The exit status after Ctrl-C (SIGINT); SIGTERM gives 143 and SIGHUP 129 (128 + signal)."""
-
-
-class _OneLineErrors(TyperGroup):
-    """Usage errors as one line on stderr (exit 2), without a usage dump or a box."""
-
-    def main(
-        self,
-        args: Sequence[str] | None = None,
-        prog_name: str | None = None,
-        complete_var: str | None = None,
-        standalone_mode: bool = True,
-        windows_expand_args: bool = True,
-        **extra: Any,
-    ) -> Any:
-        try:
-            result = super().main(
-                args, prog_name, complete_var, False, windows_expand_args, **extra
-            )
-        except typer.TyperException as exc:  # typer's own click: usage errors and bad values
-            if not standalone_mode:
-                raise
-            ctx = getattr(exc, "ctx", None)
-            hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-            _say(f"error: {message}{hint}")
-            sys.exit(getattr(exc, "exit_code", 2))
-        except typer.Abort:
-            if not standalone_mode:
-                raise
-            _say("aborted")
-            sys.exit(EXIT_INTERRUPTED)
-        if standalone_mode:
-            sys.exit(result if isinstance(result, int) else 0)
-        return result
-
 
 app = typer.Typer(
     name="autoresearch",
@@ -116,32 +83,11 @@ class MemoryUnit(enum.StrEnum):
     GB = "gb"
 
 
-_options = {"debug": False}
-
-
-def _debug() -> bool:
-    return _options["debug"]
-
-
 def _out() -> Console:
     console = Console(highlight=False, soft_wrap=True)
     if not console.is_terminal:
         console.width = 140  # pipes and files: room for the description column
     return console
-
-
-def _say(message: str) -> None:
-    """One line on stderr, never wrapped or styled; a lost terminal or pipe is not an error."""
-    try:
-        typer.echo(message, err=True)
-    except OSError:
-        silence(2)
-
-
-def _usage_error(message: str) -> NoReturn:
-    """A bad value the command itself checks: one line, exit 2, before anything is written."""
-    _say(f"error: {message}")
-    raise typer.Exit(2)
 
 
 @app.callback()
@@ -153,210 +99,6 @@ def _main(
 ) -> None:
     _options["debug"] = debug
     install_log_lines()
-
-
-def install_log_lines() -> None:
-    """Show the engine's log records as one line each on stderr (once per process)."""
-    engine = logging.getLogger("autoresearch")
-    if not any(isinstance(h, _LogLines) for h in engine.handlers):
-        engine.addHandler(_LogLines(logging.WARNING))
-
-
-class _LogLines(logging.Handler):
-    """The engine's warnings and errors on stderr, one line each (tracebacks with --debug).
-
-    Without it, Python prints them with their tracebacks: dozens of lines for an error the
-    cycle's line or the command's ``error:`` line already reports.
-    """
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            text = f"{record.levelname.lower()}: {record.getMessage()}"
-            if record.exc_info and _debug():
-                text += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
-            _say(text)
-        except Exception:
-            self.handleError(record)
-
-
-def _leaves(exc: BaseException) -> list[BaseException]:
-    """The exceptions inside (nested) exception groups, in order; ``[exc]`` for a plain one."""
-    if isinstance(exc, BaseExceptionGroup):
-        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
-    return [exc]
-
-
-_WRITE_ERRNOS = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
-
-
-def _os_error_line(exc: OSError) -> str:
-    """``cannot write /repo/.autoresearch/state.json: Read-only file system``."""
-    reason = exc.strerror or str(exc) or type(exc).__name__
-    if exc.filename is None or isinstance(exc.filename, int):
-        return reason
-    path = Path(os.fsdecode(exc.filename))
-    if path.name.startswith(".") and path.name.endswith(".tmp"):
-        path = path.with_name(path.name[1:-4])  # the temp file of an atomic replace of `path`
-    verb = "write" if exc.errno in _WRITE_ERRNOS else "access"
-    return f"cannot {verb} {path}: {reason}"
-
-
-def _describe(exc: Exception) -> tuple[int, str]:
-    """The exit status and the one line for a failure."""
-    if isinstance(exc, ConfigError):
-        return 2, str(exc)
-    if isinstance(exc, AutoResearchError):
-        return 1, str(exc)
-    if isinstance(exc, OSError):
-        return 1, _os_error_line(exc)
-    return 1, f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)"
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """One line on stderr per failure: 2 for configuration mistakes, 1 for the rest.
-
-    Errors raised inside task groups arrive wrapped in (nested) exception groups; the group is
-    unwrapped, so the error inside gets its usual line and code (with a count of any others).
-    """
-    try:
-        yield
-    except BaseException as exc:
-        leaves = _leaves(exc)
-        first = leaves[0]
-        if not isinstance(first, Exception) or isinstance(
-            first, typer.Exit | typer.TyperException | typer.Abort
-        ):
-            if first is exc:
-                raise
-            raise first from None
-        if _debug():
-            raise
-        code, line = _describe(first)
-        others = len(leaves) - 1
-        if others:
-            line += f" (and {others} more error{'s' if others > 1 else ''})"
-        _say(f"error: {line}")
-        raise typer.Exit(code) from None
-
-
-def _run(func: Callable[[], Awaitable[T]]) -> T:
-    with _errors():
-        return anyio.run(func)
-
-
-@dataclass(frozen=True)
-class Interruption:
-    """A signal stopped the command: which one, and whether the work had started."""
-
-    signum: int
-    early: bool
-    """The signal came before the work started (during the setup): nothing ran."""
-
-    @property
-    def name(self) -> str:
-        """``SIGINT``, ``SIGTERM`` or ``SIGHUP``."""
-        return signal.Signals(self.signum).name
-
-    @property
-    def exit_code(self) -> int:
-        """128 + the signal's number: 130, 143 or 129."""
-        return exit_code(self.signum)
-
-
-async def _interruptible(
-    body: Callable[[], Awaitable[T]],
-) -> tuple[T | None, Interruption | None]:
-    """Run ``body``; SIGINT, SIGTERM and SIGHUP cancel it (its cleanup still runs).
-
-    A signal that arrived during the setup (see ``autoresearch.cli``) stops it before it
-    starts. After SIGHUP the lost terminal is let go first, so that the cleanup and the
-    messages never fail on it. Returns (value, the interruption or ``None``).
-    """
-    outcome: list[T] = []
-    stop: Interruption | None = None
-    try:
-        with anyio.open_signal_receiver(*GUARDED_SIGNALS) as signals:
-            early = take_pending_signal()
-            if early is not None:
-                if early == signal.SIGHUP:
-                    release_terminal()
-                stop = Interruption(early, early=True)
-                return None, stop
-            async with anyio.create_task_group() as group:
-
-                async def watch() -> None:
-                    nonlocal stop
-                    async for signum in signals:
-                        if stop is not None:
-                            continue  # already stopping: a second Ctrl-C is harmless
-                        stop = Interruption(signum, early=False)
-                        if signum == signal.SIGHUP:
-                            release_terminal()
-                        _say(
-                            f"\n{stop.name}: stopping: killing the experiment, "
-                            "restoring the best commit…"
-                        )
-                        group.cancel_scope.cancel()
-
-                group.start_soon(watch)
-                outcome.append(await body())
-                group.cancel_scope.cancel()
-    finally:
-        restore_signal_guard(stopping=stop is not None)
-    return (outcome[0] if outcome else None), stop
-
-
-RepoArg = Annotated[
-    Path | None,
-    typer.Argument(
-        metavar="REPO",
-        help="The git repository (or a folder inside it). "
-        "[default: the repository of the current directory]",
-        show_default=False,
-    ),
-]
-
-
-def _find_repo(repo: Path | None) -> Path:
-    """The root of the git repository that holds REPO (default: the current directory).
-
-    As git does, a subdirectory means its repository. A REPO outside any repository is
-    returned as given, so that the command says what is wrong with it; no REPO outside one
-    is a usage error.
-    """
-    import pygit2  # here, not at the top: `autoresearch --help` stays quick
-
-    try:
-        start = Path.cwd() if repo is None else repo.expanduser()
-    except FileNotFoundError:
-        _usage_error("the current directory no longer exists; pass REPO")
-    try:
-        found = pygit2.discover_repository(
-            str(start), False, os.environ.get("GIT_CEILING_DIRECTORIES", "")
-        )
-        workdir = pygit2.Repository(found).workdir if found is not None else None
-    except (pygit2.GitError, OSError, ValueError):
-        workdir = None  # unreadable: the command reports on REPO itself
-    if workdir:
-        return Path(workdir).resolve()
-    if repo is None:
-        _usage_error("not inside a git repository; pass REPO (the repository to research)")
-    return start.resolve()
-
-
-def _key_values(items: list[str]) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--provider-option")
-        pairs[key.strip()] = value.strip()
-    return pairs
-
-
-def _split(values: list[str] | None) -> list[str]:
-    return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
 
 
 @app.command()
@@ -507,20 +249,6 @@ def init(
         _out().print(f"note: {note}", markup=False)
 
 
-def _timeout_ms(seconds: float) -> int:
-    """``--timeout`` in milliseconds; a positive value under 1 ms counts as 1 ms."""
-    if not math.isfinite(seconds) or seconds <= 0:
-        _usage_error(f"--timeout must be a positive number of seconds, got {seconds:g}")
-    return max(1, round(seconds * 1000))
-
-
-def _kill_grace_ms(seconds: float) -> int:
-    """``--kill-grace`` in milliseconds (0 allowed: SIGKILL right after SIGTERM)."""
-    if not math.isfinite(seconds) or seconds < 0:
-        _usage_error(f"--kill-grace must be a number of seconds >= 0, got {seconds:g}")
-    return round(seconds * 1000)
-
-
 def _view(worker: ResearchWorker, quiet: bool) -> PlainView:
     from autoresearch.cli.live import LiveView, PlainView
 
@@ -537,6 +265,7 @@ def _research(
 
     A signal exits with 128 + its number (130 for Ctrl-C) once the cleanup is done.
     """
+    from autoresearch.cli.interrupt import _interruptible
     from autoresearch.events import CycleEndEvent, StoppedEvent
     from autoresearch.facade import NeuroLink
 
@@ -638,9 +367,6 @@ async def _status_now(workspace: Workspace) -> tuple[ResearchState | None, bool,
         state = await workspace.read_state()
         held, pid = await workspace.probe_lock()
     return state, held, pid
-
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 
 
 @app.command()

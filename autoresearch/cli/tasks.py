@@ -19,19 +19,13 @@ import typer
 from rich.table import Table
 
 from autoresearch.cli import defer_signals
-from autoresearch.cli.app import (
-    Interruption,
-    JsonOpt,
-    RepoArg,
-    _find_repo,
-    _interruptible,
-    _out,
-    _run,
-    _say,
-)
+from autoresearch.cli.app import _out
+from autoresearch.cli.args import JsonOpt, RepoArg, _find_repo
+from autoresearch.cli.errors import _run, _say
 from autoresearch.errors import TaskError
 
 if TYPE_CHECKING:  # the SDK loads when a command runs, so `--help` stays quick
+    from autoresearch.cli.interrupt import Interruption
     from autoresearch.tasks import TaskInfo, TaskManager
 
 __all__ = [
@@ -127,6 +121,8 @@ def task_start(
     home: HomeOpt = None,
 ) -> None:
     """Run the active tasks in the foreground until Ctrl-C (pause/stop them from elsewhere)."""
+    from autoresearch.cli.interrupt import _interruptible
+
     manager = _manager(home)
     _print_events(manager)
     defer_signals()  # opening the store writes: `_interruptible` acts on a signal meanwhile

@@ -1,0 +1,87 @@
+"""Reading the command line's arguments: REPO, KEY=VALUE and comma lists, seconds.
+
+REPO becomes the root of its git repository; seconds become milliseconds. A value the
+commands check themselves is a usage error (one line, exit 2) before anything is written,
+like the values typer checks.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from autoresearch.cli.errors import _usage_error
+
+__all__ = ["JsonOpt", "RepoArg"]
+
+RepoArg = Annotated[
+    Path | None,
+    typer.Argument(
+        metavar="REPO",
+        help="The git repository (or a folder inside it). "
+        "[default: the repository of the current directory]",
+        show_default=False,
+    ),
+]
+
+
+def _find_repo(repo: Path | None) -> Path:
+    """The root of the git repository that holds REPO (default: the current directory).
+
+    As git does, a subdirectory means its repository. A REPO outside any repository is
+    returned as given, so that the command says what is wrong with it; no REPO outside one
+    is a usage error.
+    """
+    import pygit2  # here, not at the top: `autoresearch --help` stays quick
+
+    try:
+        start = Path.cwd() if repo is None else repo.expanduser()
+    except FileNotFoundError:
+        _usage_error("the current directory no longer exists; pass REPO")
+    try:
+        found = pygit2.discover_repository(
+            str(start), False, os.environ.get("GIT_CEILING_DIRECTORIES", "")
+        )
+        workdir = pygit2.Repository(found).workdir if found is not None else None
+    except (pygit2.GitError, OSError, ValueError):
+        workdir = None  # unreadable: the command reports on REPO itself
+    if workdir:
+        return Path(workdir).resolve()
+    if repo is None:
+        _usage_error("not inside a git repository; pass REPO (the repository to research)")
+    return start.resolve()
+
+
+def _key_values(items: list[str]) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--provider-option")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
+
+
+def _timeout_ms(seconds: float) -> int:
+    """``--timeout`` in milliseconds; a positive value under 1 ms counts as 1 ms."""
+    if not math.isfinite(seconds) or seconds <= 0:
+        _usage_error(f"--timeout must be a positive number of seconds, got {seconds:g}")
+    return max(1, round(seconds * 1000))
+
+
+def _kill_grace_ms(seconds: float) -> int:
+    """``--kill-grace`` in milliseconds (0 allowed: SIGKILL right after SIGTERM)."""
+    if not math.isfinite(seconds) or seconds < 0:
+        _usage_error(f"--kill-grace must be a number of seconds >= 0, got {seconds:g}")
+    return round(seconds * 1000)
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
