@@ -58,6 +58,14 @@ def alive(pids: list[int]) -> list[int]:
     return found
 
 
+async def still_alive(pids: list[int]) -> list[int]:
+    """The ``pids`` still running after a bounded moment (a SIGKILL takes effect promptly)."""
+    with anyio.move_on_after(5):
+        while alive(pids):
+            await anyio.sleep(0.05)
+    return alive(pids)
+
+
 def carrying(run_id: str) -> list[psutil.Process]:
     """Every living process whose environment carries ``run_id``."""
     found = []
@@ -117,7 +125,7 @@ async def test_setsid_and_double_fork_daemons_do_not_outlive_a_normal_exit(
     assert outcome.exit_code == 0 and outcome.tail == "done\n"
     daemons = pids_in(tmp_path / "daemons")
     assert len(daemons) == 2
-    assert alive(daemons) == []
+    assert await still_alive(daemons) == []
     run_id = (tmp_path / "run_id").read_text().strip()
     assert len(run_id) == 32
     assert await survivors(run_id) == []
@@ -138,7 +146,7 @@ async def test_setsid_and_double_fork_daemons_are_killed_on_timeout(
     assert outcome.timed_out
     daemons = pids_in(tmp_path / "daemons")
     assert len(daemons) == 2
-    assert alive(daemons) == []
+    assert await still_alive(daemons) == []
     assert await survivors((tmp_path / "run_id").read_text().strip()) == []
     assert zombie_children(since) == []
 
@@ -165,7 +173,7 @@ async def test_setsid_and_double_fork_daemons_are_killed_on_cancel(
             finished = True
 
     assert scope.cancelled_caught and not finished
-    assert alive(pids_in(tmp_path / "daemons")) == []
+    assert await still_alive(pids_in(tmp_path / "daemons")) == []
     assert await survivors((tmp_path / "run_id").read_text().strip()) == []
     assert zombie_children(since) == []
 
