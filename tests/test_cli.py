@@ -293,17 +293,28 @@ def test_ctrl_c_during_experiment_restores_and_records(cli_repo: Path) -> None:
     )
 
 
-def test_kill_9_mid_experiment_then_the_next_run_recovers(cli_repo: Path) -> None:
-    assert invoke("init", str(cli_repo), *SEED_INIT)[0] == 0
+def run_until_cycle_2_runs(repo: Path) -> subprocess.Popen[bytes]:
+    """Start `autoresearch run` in the background; return once cycle 2's experiment (slow) runs."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "autoresearch", "run", str(cli_repo), "--quiet"],
+        [sys.executable, "-m", "autoresearch", "run", str(repo), "--quiet"],
         env={**os.environ, "SLOW_FROM": "2"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    try:
+        _wait_for(lambda: _in_experiment(repo / ".autoresearch" / "state.json", cycle=2))
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc
+
+
+def test_kill_9_mid_experiment_then_the_next_run_recovers(cli_repo: Path) -> None:
+    assert invoke("init", str(cli_repo), *SEED_INIT)[0] == 0
+    proc = run_until_cycle_2_runs(cli_repo)
     state_path = cli_repo / ".autoresearch" / "state.json"
     try:
-        _wait_for(lambda: _in_experiment(state_path, cycle=2))
         time.sleep(0.3)
         proc.kill()
         proc.wait(timeout=30)

@@ -27,7 +27,14 @@ from typer.testing import CliRunner
 from autoresearch.cli import app
 from autoresearch.errors import ConfigError, GitError
 from tests.conftest import git, make_repo, snapshot
-from tests.test_cli import SEED_INIT, TRAIN, _in_experiment, _processes_in, _wait_for
+from tests.test_cli import (
+    SEED_INIT,
+    TRAIN,
+    _in_experiment,
+    _processes_in,
+    _wait_for,
+    run_until_cycle_2_runs,
+)
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -256,15 +263,8 @@ def test_closing_the_terminal_mid_experiment_cleans_up_like_ctrl_c(cli_repo: Pat
 
 
 def test_status_tells_a_running_process_from_a_dead_one(cli_repo: Path) -> None:
-    proc = subprocess.Popen(
-        [*CLI, "run", str(cli_repo), "--quiet"],
-        env={**os.environ, "SLOW_FROM": "2"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    state_path = cli_repo / ".autoresearch" / "state.json"
+    proc = run_until_cycle_2_runs(cli_repo)
     try:
-        _wait_for(lambda: _in_experiment(state_path, cycle=2))
         code, out, _ = invoke("status", str(cli_repo))
         assert code == 0 and f"running (pid {proc.pid})" in out
         assert "phase            execute" in out
