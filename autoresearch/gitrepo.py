@@ -530,10 +530,11 @@ class GitRepo:
         """Make the branch, the index and the files under ``paths`` exactly as in ``commit``.
 
         The current branch (or the detached HEAD) moves to ``commit`` and the index is reset to
-        its tree. Files under ``paths`` are written byte for byte with their mode (to a
-        temporary file renamed into place, so a kill never leaves a file missing or half
-        written), and files under ``paths`` that HEAD, an ``ours`` commit or ``written`` hold
-        but ``commit`` lacks are deleted (with directories left empty). Untracked and ignored
+        its tree (when ``commit`` is HEAD already, the index is left as it is). Files under
+        ``paths`` are written byte for byte with their mode (to a temporary file renamed into
+        place, so a kill never leaves a file missing or half written), and files under
+        ``paths`` that HEAD, an ``ours`` commit or ``written`` hold but ``commit`` lacks are
+        deleted (with directories left empty). Untracked and ignored
         files, and everything outside ``paths``, stay.
 
         Content is only ever replaced when git can give it back: a file under ``paths`` whose
@@ -562,7 +563,8 @@ class GitRepo:
                 author=self._signature,
             )
             self._check_head(expect)  # nobody moved it while the files were written
-            self._repo.reset(target.id, ResetMode.MIXED)
+            if target.id != head.id:  # else the index already holds HEAD's (and our) entries
+                self._repo.reset(target.id, ResetMode.MIXED)
             return saved
 
         return await self._run(f"restoring {commit!r}", restore)

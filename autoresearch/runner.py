@@ -132,7 +132,7 @@ async def run_experiment(
     wall_start = time.time()
     run_id = uuid.uuid4().hex
     # Before the fork: a process only re-parents to a subreaper that was one when it was born.
-    adopting = _SUBREAPER.acquire()
+    adopting, before = await _adopt()
     try:
         with anyio.CancelScope(shield=True):
             process = await anyio.open_process(
@@ -155,7 +155,7 @@ async def run_experiment(
         log_file.close()
 
     started = time.monotonic()
-    tree = _ProcessTree(process.pid, wall_start, run_id=run_id, adopting=adopting)
+    tree = _ProcessTree(process.pid, wall_start, run_id=run_id, adopting=adopting, before=before)
     exit_code: int | None = None
     elapsed_at_kill_ms: int | None = None
     try:
@@ -318,7 +318,15 @@ class _ProcessTree:
     stopped before any cleanup starts).
     """
 
-    def __init__(self, pid: int, wall_start: float, *, run_id: str, adopting: bool) -> None:
+    def __init__(
+        self,
+        pid: int,
+        wall_start: float,
+        *,
+        run_id: str,
+        adopting: bool,
+        before: frozenset[int] = frozenset(),
+    ) -> None:
         self.pgid = pid  # the shell leads its own session, so its pid is the group id
         self.peak_rss: int | None = None
         self._wall_start = wall_start
@@ -329,6 +337,7 @@ class _ProcessTree:
         self._adopting = adopting
         self._adopted: dict[int, psutil.Process] = {}  # this process's children of the run
         self._strangers: dict[int, psutil.Process] = {}  # ... and the ones of no concern
+        self._before = before  # this process's children from before the run started
 
     def sample(self) -> None:
         """Add up the resident memory of every living process in the tree; keep the peak."""
@@ -427,7 +436,7 @@ class _ProcessTree:
         self._adopted = {pid: p for pid, p in self._adopted.items() if pid in children}
         self._strangers = {pid: p for pid, p in self._strangers.items() if pid in children}
         living: list[psutil.Process] = []
-        for pid in children:
+        for pid in children - self._before:
             if pid == self.pgid:
                 continue
             try:
@@ -479,6 +488,20 @@ class _ProcessTree:
             except (OSError, psutil.Error):
                 continue
         return members
+
+
+async def _adopt() -> tuple[bool, frozenset[int]]:
+    """Become the subreaper for a run about to start: (whether we are, our children by then).
+
+    The engine's children from before the run are never the run's orphans, so only newer ones
+    are looked at later (cheap even when the engine has many children of its own).
+    """
+    adopting = _SUBREAPER.acquire()
+    if not adopting:
+        return False, frozenset()
+    with anyio.CancelScope(shield=True):
+        children = await anyio.to_thread.run_sync(_children_of_this_process)
+    return True, frozenset(children)
 
 
 def _session_of(pid: int) -> int | None:

@@ -432,27 +432,34 @@ class ResearchWorker:
             baseline=c.baseline,
         )
         self._state.candidate_commit = c.candidate
-        try:  # first, so a failure below cannot lose the metric
-            await self._books.save()
+        self._state.phase, self._state.updated_at = "decide", now_iso()
+        try:  # first, so a failure below cannot lose the metric (a kill, not a power cut)
+            await self._books.save(durable=False)
         except OSError:
             logger.exception("could not write state.json before deciding cycle %d", c.number)
-        m, settled = await self._phase(c, "decide", self._decide, c, m)
+        m, settled = await self._phase(c, "decide", self._decide, c, m, saved=True)
         result = await self._finish(c, m, pending=settled.pending)
         if settled.stop is not None:
             raise settled.stop
         return result
 
     async def _phase(
-        self, c: _Cycle, phase: Phase, func: Callable[..., Awaitable[T]], *args: Any
+        self,
+        c: _Cycle,
+        phase: Phase,
+        func: Callable[..., Awaitable[T]],
+        *args: Any,
+        saved: bool = False,
     ) -> T:
-        """Record, announce and time one phase."""
+        """Record, announce and time one phase (``saved``: state.json already says it)."""
         assert self._state is not None
         c.phase = phase
         self._state.phase = phase
-        self._state.updated_at = now_iso()
-        # Fsync only when recovery needs the change: the cycle began (bootstrap) or a candidate
-        # was committed (execute). Other phase changes are atomic but not forced to disk.
-        await self._books.save(durable=phase in _DURABLE_PHASES)
+        if not saved:
+            self._state.updated_at = now_iso()
+            # Fsync only when recovery needs the change: the cycle began (bootstrap) or a
+            # candidate was committed (execute). Other phase changes are atomic, not forced.
+            await self._books.save(durable=phase in _DURABLE_PHASES)
         await self._emit(PhaseEnterEvent(cycle=c.number, phase=phase))
         started = time.monotonic()
         outcome = "failed"
@@ -728,9 +735,9 @@ class ResearchWorker:
             except EditError as exc:
                 problem = f"the edit was refused: {exc}"
                 continue
-            # So that recovery knows this content as the engine's own.
+            # So that recovery knows this content as the engine's own (state.json gets it with
+            # the next phase; a kill before that only makes recovery save it needlessly).
             self._state.written = dict(c.applied.blobs)
-            await self._books.save(durable=False)
             return changes
 
     async def _validation_problem(self, c: _Cycle) -> str | None:
