@@ -24,6 +24,7 @@ import anyio
 
 from autoresearch.config import ResearchConfig
 from autoresearch.context import ContextCache, build_analysis
+from autoresearch.decision import Policy, judge
 from autoresearch.edits import AppliedChanges, ChangeSet, PathPolicy, apply_changes, check_syntax
 from autoresearch.emitter import EventEmitter
 from autoresearch.errors import (
@@ -49,6 +50,7 @@ from autoresearch.events import (
     StopReason,
     TimeoutEvent,
 )
+from autoresearch.executor import Executor, LocalExecutor, RunRequest
 from autoresearch.gitrepo import TEMP_SUFFIX, Expect, GitRepo
 from autoresearch.keeper import Keeper, Settled
 from autoresearch.ledger import Ledger, now_iso
@@ -57,14 +59,13 @@ from autoresearch.metrics import (
     PatternTooSlowError,
     find_last_match,
     find_last_number,
-    is_improvement,
     parse_number,
     to_gb,
 )
 from autoresearch.preflight import Preflight, check_repository
 from autoresearch.proposers.base import Analysis, Plan, Proposer, ResearchContext
 from autoresearch.results import CycleResult, RunRecord, Status, Usage
-from autoresearch.runner import RunOutcome, run_experiment
+from autoresearch.runner import RunOutcome
 from autoresearch.sandbox import sandbox_tmp, sandboxed_command
 from autoresearch.workspace import Measured, ResearchState, Workspace
 
@@ -150,11 +151,17 @@ class ResearchWorker:
     """
 
     def __init__(
-        self, config: ResearchConfig, *, emitter: EventEmitter, proposer: Proposer
+        self,
+        config: ResearchConfig,
+        *,
+        emitter: EventEmitter,
+        proposer: Proposer,
+        executor: Executor | None = None,
     ) -> None:
         self.config = config
         self.emitter = emitter
         self.proposer = proposer
+        self.executor: Executor = executor if executor is not None else LocalExecutor()
         self.workspace = Workspace(config.repo_path)
         self._git: GitRepo | None = None
         self._ledger: Ledger | None = None
@@ -589,15 +596,17 @@ class ResearchWorker:
             await anyio.to_thread.run_sync(
                 lambda: sandbox_tmp(config).mkdir(parents=True, exist_ok=True)
             )
-        outcome = await run_experiment(
-            sandboxed_command(config.run_command, config),
-            cwd=config.repo_path,
-            log_path=self.workspace.log_path(c.number),
-            timeout_s=config.timeout_ms / 1000,
-            kill_grace_s=config.kill_grace_ms / 1000,
-            env=self._run_env(c),
-            on_timeout=on_timeout,
-            on_start=on_start,
+        outcome = await self.executor.run(
+            RunRequest(
+                sandboxed_command(config.run_command, config),
+                cwd=config.repo_path,
+                log_path=self.workspace.log_path(c.number),
+                timeout_s=config.timeout_ms / 1000,
+                kill_grace_s=config.kill_grace_ms / 1000,
+                env=self._run_env(c),
+                on_timeout=on_timeout,
+                on_start=on_start,
+            )
         )
         assert self._state is not None
         self._state.experiment_pid = None
@@ -641,9 +650,8 @@ class ResearchWorker:
             )
         best = self._state.best_metric
         incumbent = None if c.baseline else best  # any reading of a baseline is kept
-        improved = metric is not None and is_improvement(
-            metric, incumbent, config.metric.direction, config.min_improvement
-        )
+        verdict = None if metric is None else judge(metric, incumbent, Policy.from_config(config))
+        improved = verdict is not None and verdict.status == "keep"
         if metric is not None:
             await self._emit(
                 MetricRecordedEvent(
@@ -669,9 +677,8 @@ class ResearchWorker:
                     "(free some space)"
                 )
             return _Measurement("crash", None, memory, why)
-        if improved:
-            return _Measurement("keep", metric, memory, "improved")
-        return _Measurement("discard", metric, memory, "no improvement")
+        assert verdict is not None
+        return _Measurement(verdict.status, metric, memory, verdict.reason)
 
     async def _decide(self, c: _Cycle, m: _Measurement) -> tuple[_Measurement, Settled]:
         """Keep the candidate or go back to the parent.
@@ -744,13 +751,15 @@ class ResearchWorker:
         assert c.applied is not None
         problem = await check_syntax(self.config.repo_path, c.applied.files)
         if problem is None and self.config.validate_command:
-            outcome = await run_experiment(
-                sandboxed_command(self.config.validate_command, self.config),
-                cwd=self.config.repo_path,
-                log_path=self.workspace.logs_dir / f"{c.number}.validate.log",
-                timeout_s=self.config.timeout_ms / 1000,
-                kill_grace_s=self.config.kill_grace_ms / 1000,
-                env=self._run_env(c),
+            outcome = await self.executor.run(
+                RunRequest(
+                    sandboxed_command(self.config.validate_command, self.config),
+                    cwd=self.config.repo_path,
+                    log_path=self.workspace.logs_dir / f"{c.number}.validate.log",
+                    timeout_s=self.config.timeout_ms / 1000,
+                    kill_grace_s=self.config.kill_grace_ms / 1000,
+                    env=self._run_env(c),
+                )
             )
             if outcome.exit_code != 0:
                 if outcome.timed_out:
