@@ -189,6 +189,12 @@ class ResearchConfig(CamelModel):
     """``bwrap``: run experiments with no network and a read-only filesystem but the repo."""
     sandbox_paths: list[str] = Field(default_factory=list)
     """Extra paths the sandboxed experiment may write (a dataset cache, an output folder)."""
+    slots: int = Field(default=1, ge=1, le=64)
+    """How many candidates run at once; above 1, each runs in its own git worktree."""
+    gpus: list[int] | None = None
+    """GPU indices to share out among the slots (``CUDA_VISIBLE_DEVICES`` of each run)."""
+    gpus_per_slot: int = Field(default=1, ge=1, le=64)
+    """How many of ``gpus`` each slot gets."""
 
     @field_validator("repo_path", mode="before")
     @classmethod
@@ -249,6 +255,37 @@ class ResearchConfig(CamelModel):
         if problem is not None:
             raise ValueError(f"{value!r} cannot name a git branch: {problem}")
         return value
+
+    @field_validator("gpus")
+    @classmethod
+    def _check_gpus(cls, value: list[int] | None) -> list[int] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("gpus is empty; leave it out to run without GPUs")
+        if any(gpu < 0 for gpu in value):
+            raise ValueError(f"GPU indices cannot be negative, got {value}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"a GPU is listed twice in {value}; each slot needs its own")
+        return value
+
+    @model_validator(mode="after")
+    def _check_gpu_count(self) -> ResearchConfig:
+        needed = self.slots * self.gpus_per_slot
+        if self.gpus is not None and len(self.gpus) < needed:
+            raise ValueError(
+                f"gpus: {self.slots} slot(s) x {self.gpus_per_slot} GPU(s) per slot need "
+                f"{needed} GPUs, but only {len(self.gpus)} are listed ({self.gpus}); list more "
+                "or use fewer slots"
+            )
+        return self
+
+    def slot_gpus(self, slot: int) -> list[int] | None:
+        """The GPUs of ``slot`` (1-based), or None when no GPUs are configured."""
+        if self.gpus is None:
+            return None
+        first = (slot - 1) * self.gpus_per_slot
+        return self.gpus[first : first + self.gpus_per_slot]
 
     @model_validator(mode="after")
     def _check_overlap(self) -> ResearchConfig:

@@ -86,11 +86,18 @@ class PathPolicy:
 
     @classmethod
     def from_config(
-        cls, config: ResearchConfig, tracked: frozenset[str] | None = None
+        cls,
+        config: ResearchConfig,
+        tracked: frozenset[str] | None = None,
+        *,
+        root: Path | None = None,
     ) -> PathPolicy:
-        """The policy a configuration implies."""
+        """The policy a configuration implies (in ``root``: a slot's checkout, say)."""
         return cls(
-            config.repo_path, tuple(config.mutable_paths), tuple(config.immutable_paths), tracked
+            root or config.repo_path,
+            tuple(config.mutable_paths),
+            tuple(config.immutable_paths),
+            tracked,
         )
 
     def allows(self, raw: str) -> bool:

@@ -5,6 +5,10 @@ signal per event name plus ``"*"`` for every event. Receivers are held strongly,
 closure keeps working after the line that registered it. Handlers run in the order they were
 added; async handlers are awaited one after another. A handler that raises is logged and
 reported once as an ``autoresearch:error`` event; it never breaks the cycle that emitted.
+
+Before delivery, an event without a ``source`` gets the one of the emitting context (see
+:func:`autoresearch.events.event_source`), so handlers and streams can tell workers and tasks
+apart. That costs one context-variable read, plus one model copy when a source is set.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from blinker import ANY, Namespace, Signal
 
-from autoresearch.events import EVENT_MODELS, EVENT_NAMES, ErrorEvent, Event
+from autoresearch.events import _SOURCE, EVENT_MODELS, EVENT_NAMES, ErrorEvent, Event
 
 __all__ = ["ALL_EVENTS", "EventEmitter", "EventStream", "Handler"]
 
@@ -110,8 +114,20 @@ class EventEmitter:
         return len(self._signal(_name_of(event)).receivers)
 
     async def emit(self, event: Event) -> None:
-        """Deliver ``event`` to its handlers, then to the ``"*"`` handlers, in order."""
-        for signal in (self._signal(event.type), self._signal(ALL_EVENTS)):
+        """Deliver ``event`` to its handlers, then to the ``"*"`` handlers, in order.
+
+        An event whose ``source`` is None is delivered as a copy that carries the current
+        source (the worker, slot and task emitting it), if there is one; an event that names
+        its source is delivered as is.
+        """
+        named, every = self._signal(event.type), self._signal(ALL_EVENTS)
+        if not (named.receivers or every.receivers):
+            return  # nobody listens: not even the copy is made
+        if event.source is None:
+            source = _SOURCE.get()
+            if source is not None:
+                event = event.model_copy(update={"source": source})
+        for signal in (named, every):
             if not signal.receivers:
                 continue
             for receiver in list(signal.receivers_for(ANY)):
@@ -131,6 +147,7 @@ class EventEmitter:
             return  # never report a failure of an error handler as another error
         await self.emit(
             ErrorEvent(
+                source=event.source,
                 cycle=getattr(event, "cycle", None),
                 phase=getattr(event, "phase", None),
                 error_type=type(exc).__name__,

@@ -3,10 +3,20 @@
 Every event's ``type`` field is its name (``"autoresearch:cycle:start"``), so a handler that
 receives many kinds can dispatch on it, and ``event.to_json_dict()`` is ready to send to a
 browser. Attributes read in both spellings (``event.metric_value`` and ``event.metricValue``).
+
+Every event also names its source (like the sender of a Flask signal): ``event.source`` is an
+:class:`EventSource` with the repository, the tag, the parallel slot and the task id. Code does
+not pass it around: a worker enters :func:`event_source` (a slot's task :func:`event_slot`), the
+task worker sets the task id the same way, and ``EventEmitter.emit`` stamps the current source
+on every event that has none. It lives in a context variable, so tasks started inside inherit it.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Annotated, Literal, get_args
 
@@ -25,6 +35,7 @@ __all__ = [
     "CycleStartEvent",
     "ErrorEvent",
     "Event",
+    "EventSource",
     "MetricRecordedEvent",
     "NoticeEvent",
     "NoticeKind",
@@ -34,6 +45,9 @@ __all__ = [
     "StopReason",
     "StoppedEvent",
     "TimeoutEvent",
+    "current_event_source",
+    "event_slot",
+    "event_source",
     "parse_event",
 ]
 
@@ -68,9 +82,82 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+class EventSource(CamelModel):
+    """Where an event comes from: which worker (repository and tag), slot and task.
+
+    Subscribers on one emitter use it to tell apart the events of concurrent workers and tasks
+    (``event.source.repo``, ``event.source.task_id``). Set by :func:`event_source` and
+    :func:`event_slot`; read the current one with :func:`current_event_source`.
+    """
+
+    repo: str
+    """The root of the worker's repository (an absolute path, as in ``config.repo_path``)."""
+    tag: str
+    """The worker's run tag (its research branch is ``autoresearch/<tag>``)."""
+    slot: int | None = None
+    """The parallel slot (1-based) that ran the cycle; None when cycles run one at a time, and
+    for events about the worker as a whole (preparing it, ``stopped``)."""
+    task_id: str | None = None
+    """The task whose run emitted the event; None outside the task worker."""
+
+
+_SOURCE: ContextVar[EventSource | None] = ContextVar("autoresearch_event_source", default=None)
+"""The source stamped on events emitted in this context (read by ``EventEmitter.emit``)."""
+
+
+def current_event_source() -> EventSource | None:
+    """The source that events emitted here would carry, or None outside any worker."""
+    return _SOURCE.get()
+
+
+@contextmanager
+def event_source(
+    repo: str | os.PathLike[str], tag: str, *, task_id: str | None = None
+) -> Iterator[EventSource]:
+    """Events emitted inside (and in tasks started inside) come from this worker.
+
+    Re-entering the enclosing worker's own source (same ``repo`` and ``tag``) keeps its slot, so
+    a worker may enter it in every public method. A different worker starts afresh (no slot).
+    The task id of an enclosing source is kept unless ``task_id`` names another one.
+    """
+    repo = os.fspath(repo)
+    outer = _SOURCE.get()
+    task = task_id
+    if task is None and outer is not None:
+        task = outer.task_id
+    if outer is not None and outer.repo == repo and outer.tag == tag:
+        source = outer if task == outer.task_id else outer.model_copy(update={"task_id": task})
+    else:
+        source = EventSource(repo=repo, tag=tag, task_id=task)
+    token = _SOURCE.set(source)
+    try:
+        yield source
+    finally:
+        _SOURCE.reset(token)
+
+
+@contextmanager
+def event_slot(slot: int) -> Iterator[EventSource]:
+    """Events emitted inside come from parallel slot ``slot`` of the enclosing worker.
+
+    Raises ``RuntimeError`` outside :func:`event_source`: a slot belongs to a worker.
+    """
+    outer = _SOURCE.get()
+    if outer is None:
+        raise RuntimeError("event_slot() must be entered inside event_source(repo, tag)")
+    source = outer.model_copy(update={"slot": slot})
+    token = _SOURCE.set(source)
+    try:
+        yield source
+    finally:
+        _SOURCE.reset(token)
+
+
 class _EventBase(CamelModel):
     at: str = Field(default_factory=_now)
     """When the event was emitted (ISO 8601, UTC)."""
+    source: EventSource | None = None
+    """Which worker, slot and task emitted it (None outside any worker)."""
 
 
 class CycleStartEvent(_EventBase):

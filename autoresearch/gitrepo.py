@@ -53,7 +53,8 @@ class Expect:
     commit made by hand in another terminal stops the engine instead of being overwritten.
     """
 
-    branch: str
+    branch: str | None
+    """None: HEAD must be detached (an engine-owned slot checkout)."""
     commit: str | None = None
 
 
@@ -181,6 +182,13 @@ class GitRepo:
         repo = self._repo
         head = str(self._head().id)
         branch = None if repo.head_is_detached else repo.head.shorthand
+        if branch != expect.branch and expect.branch is None:
+            raise HeadMovedError(
+                f"{self.root} is on {branch}; autoresearch keeps its slots' HEAD detached",
+                kind="branch",
+                head=head,
+                branch=branch,
+            )
         if branch != expect.branch:
             where = f"on {branch}" if branch else f"a detached HEAD at {head[:7]}"
             raise HeadMovedError(
@@ -586,6 +594,101 @@ class GitRepo:
                 )
 
         await self._run(f"setting {name!r}", create)
+
+    # -- slot checkouts (linked worktrees) ------------------------------------------------
+
+    async def add_worktree(self, name: str, path: Path, commit: str, *, branch: str) -> None:
+        """Create the linked worktree ``name`` at ``path``, HEAD detached at ``commit``.
+
+        A worktree of the same name (left by a crash) is pruned first and ``path`` must not
+        hold anything but that. libgit2 checks a new worktree out on a branch, so the branch
+        ``branch`` (one of the engine's) exists only while the worktree is made.
+        """
+
+        def add() -> None:
+            repo = self._repo
+            if name in repo.list_worktrees():
+                repo.lookup_worktree(name).prune(True)
+            target = self._commit(commit)
+            ref = repo.branches.local.create(branch, target, force=True)
+            try:
+                repo.add_worktree(name, str(path), ref)
+                pygit2.Repository(str(path)).set_head(target.id)
+            finally:
+                ref.delete()
+
+        await self._run(f"creating the worktree {path}", add)
+
+    async def remove_worktree(self, name: str) -> None:
+        """Forget the linked worktree ``name`` (its files must be gone already)."""
+
+        def prune() -> None:
+            if name in self._repo.list_worktrees():
+                self._repo.lookup_worktree(name).prune(True)
+
+        await self._run(f"pruning the worktree {name}", prune)
+
+    async def checkout_detached(self, commit: str) -> None:
+        """Check ``commit`` out with HEAD detached, overwriting changes to tracked files.
+
+        For the engine's own slot checkouts only: untracked files stay, tracked ones become
+        exactly ``commit``'s.
+        """
+
+        def checkout() -> None:
+            target = self._commit(commit)
+            self._repo.checkout_tree(target, strategy=CheckoutStrategy.FORCE)  # type: ignore[no-untyped-call]
+            self._repo.set_head(target.id)
+
+        await self._run(f"checking out {commit[:7]}", checkout)
+
+    async def untracked_top_level(self) -> list[str]:
+        """The names at the root of the working tree that HEAD does not track.
+
+        ``.git`` and ``.autoresearch`` are left out. A slot's checkout links to these, so a
+        run there finds the datasets, checkpoints and environments the main checkout has.
+        """
+
+        def names() -> list[str]:
+            tracked = {str(obj.name) for obj in self._head().tree}
+            return sorted(
+                name
+                for name in os.listdir(self.root)
+                if name not in tracked and name not in (".git", ".autoresearch")
+            )
+
+        return await self._run("listing untracked entries", names)
+
+    async def replay(
+        self, commit: str, *, base: str, onto: str, message: str | None
+    ) -> str | list[str]:
+        """Apply the change ``base`` -> ``commit`` on top of ``onto`` (a three-way merge).
+
+        Returns the new commit (not on any branch), or the paths that conflict. With no
+        ``message`` nothing is written: "" says the change applies cleanly.
+        """
+
+        def merge() -> str | list[str]:
+            repo = self._repo
+            merged = repo.merge_trees(
+                self._commit(base).tree, self._commit(onto).tree, self._commit(commit).tree
+            )
+            if merged.conflicts is not None:
+                paths = {
+                    entry.path
+                    for entries in merged.conflicts
+                    for entry in entries
+                    if entry is not None
+                }
+                return sorted(paths)
+            if message is None:
+                return ""
+            tree = merged.write_tree(repo)
+            signature = self._signature()
+            onto_id = self._commit(onto).id
+            return str(repo.create_commit(None, signature, signature, message, tree, [onto_id]))
+
+        return await self._run(f"replaying {commit[:7]} onto {onto[:7]}", merge)
 
     async def move_branch(self, name: str, to: str, *, expected: str) -> bool:
         """Point the local branch ``name`` at ``to`` if it is at ``expected`` and not checked out.

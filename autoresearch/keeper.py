@@ -110,6 +110,7 @@ class Keeper:
         written: Mapping[str, str] | None,
         target: str,
         reason: str,
+        here: str | None = None,
     ) -> Settled:
         """Bring the tree to ``target`` at the end of a cycle, whatever is in the way.
 
@@ -117,9 +118,11 @@ class Keeper:
         goes back to ``parent`` and the run stops. If someone committed on the research
         branch, their commit stays (measured next as a new baseline) and only the engine's
         uncommitted edits are undone. If the restore fails, state.json keeps the cycle open so
-        the next start finishes it, and the run stops.
+        the next start finishes it, and the run stops. ``here`` is where HEAD is (by default
+        the candidate, or the parent when nothing was committed; with slots, the best commit:
+        the candidate was made in a slot's checkout).
         """
-        here = candidate or parent
+        here = here or candidate or parent
         ours = [x for x in (candidate, parent) if x is not None]
         try:
             try:
@@ -170,6 +173,8 @@ class Keeper:
         numbers.append(await anyio.to_thread.run_sync(workspace.highest_logged_cycle))
         if previous is not None and previous.current_cycle is not None:
             numbers.append(previous.current_cycle)  # recovery records that one
+        if previous is not None:
+            numbers += [running.cycle for running in previous.running]
         return max(numbers, default=0) + 1
 
     async def recover(self, ledger: Ledger, previous: ResearchState) -> None:
@@ -235,6 +240,38 @@ class Keeper:
                     baseline=measured.baseline if measured is not None else False,
                 )
             )
+        ledger.close_cycle()
+
+    async def recover_slots(self, ledger: Ledger, previous: ResearchState) -> None:
+        """Record once each cycle that was running in a slot when an earlier process died.
+
+        Their runs are killed (found by their cycle and tag); their checkouts are the engine's
+        own and are reset when a slot takes its next candidate.
+        """
+        for running in previous.running:
+            killed = await kill_orphaned_run(
+                self.config.repo_path,
+                marker={
+                    "AUTORESEARCH_CYCLE": str(running.cycle),
+                    "AUTORESEARCH_TAG": previous.tag,
+                },
+            )
+            if killed:
+                logger.warning("killed %d leftover process(es) of cycle %s", killed, running.cycle)
+            if ledger.has(running.cycle):
+                continue
+            await ledger.record(
+                RunRecord(
+                    cycle=running.cycle,
+                    commit=running.candidate_commit or running.parent_commit,
+                    parent_commit=running.parent_commit,
+                    status="crash",
+                    description=f"interrupted in {running.phase} (slot {running.slot})",
+                    started_at=previous.updated_at,
+                    slot=running.slot,
+                )
+            )
+        ledger.state.running = []
         ledger.close_cycle()
 
     async def _made(self, commit: str, cycle: int, parent: str) -> bool:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import anyio
+
 from autoresearch.config import ResearchConfig
 from autoresearch.results import RunRecord
 from autoresearch.workspace import ResearchState, Workspace
@@ -31,6 +33,7 @@ class Ledger:
         self.config = config
         self.history: list[RunRecord] = []
         self._state: ResearchState | None = None
+        self._writing = anyio.Lock()
 
     @property
     def state(self) -> ResearchState:
@@ -77,8 +80,12 @@ class Ledger:
         return any(r.cycle == cycle for r in self.history)
 
     async def save(self, *, durable: bool = True) -> None:
-        """Write state.json (``durable`` also fsyncs; see :meth:`Workspace.write_state`)."""
-        await self.workspace.write_state(self.state, durable=durable)
+        """Write state.json (``durable`` also fsyncs; see :meth:`Workspace.write_state`).
+
+        Writes are one at a time: parallel slots share the file.
+        """
+        async with self._writing:
+            await self.workspace.write_state(self.state, durable=durable)
 
     async def record(self, record: RunRecord, *, pending: bool = False) -> None:
         """Append ``record`` to both ledgers, then bring state.json in line.
@@ -101,6 +108,6 @@ class Ledger:
     def close_cycle(self) -> None:
         """Forget the cycle in progress: the state is idle again (not written)."""
         state = self.state
-        state.phase = "idle"
+        state.phase = "running" if state.running else "idle"
         state.current_cycle = state.parent_commit = state.candidate_commit = None
         state.written = state.measured = None

@@ -71,6 +71,10 @@ class RunRecord(CamelModel):
     baseline: bool = False
     proposal: dict[str, Any] | None = None
     """What the proposer attached to its plan (the local proposer stores its parameters)."""
+    slot: int | None = None
+    """The parallel slot that ran the cycle (None when research runs one cycle at a time)."""
+    replay_of: int | None = None
+    """For a replay: the cycle whose change was applied again on top of a newer best."""
 
 
 class CycleResult(CamelModel):

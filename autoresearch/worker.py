@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, TypeVar
 
 import anyio
+from anyio.abc import TaskGroup
 
 from autoresearch.config import ResearchConfig
 from autoresearch.context import ContextCache, build_analysis
@@ -38,10 +42,12 @@ from autoresearch.errors import (
 )
 from autoresearch.events import (
     CommitCreatedEvent,
+    CommitRevertedEvent,
     CycleEndEvent,
     CycleStartEvent,
     ErrorEvent,
     Event,
+    EventSource,
     MetricRecordedEvent,
     Phase,
     PhaseEnterEvent,
@@ -49,6 +55,8 @@ from autoresearch.events import (
     StoppedEvent,
     StopReason,
     TimeoutEvent,
+    event_slot,
+    event_source,
 )
 from autoresearch.executor import Executor, LocalExecutor, RunRequest
 from autoresearch.gitrepo import TEMP_SUFFIX, Expect, GitRepo
@@ -67,7 +75,8 @@ from autoresearch.proposers.base import Analysis, Plan, Proposer, ResearchContex
 from autoresearch.results import CycleResult, RunRecord, Status, Usage
 from autoresearch.runner import RunOutcome
 from autoresearch.sandbox import sandbox_tmp, sandboxed_command
-from autoresearch.workspace import Measured, ResearchState, Workspace
+from autoresearch.slots import SlotCheckouts
+from autoresearch.workspace import Measured, ResearchState, RunningCycle, Workspace
 
 __all__ = ["ResearchWorker"]
 
@@ -128,10 +137,34 @@ class _Cycle:
     rebaseline: str | None = None
     """Why this baseline re-measures the branch (a commit the engine did not make)."""
     notes: list[str] = field(default_factory=list)
+    slot: int | None = None
+    """The parallel slot running the cycle; None when cycles run one at a time."""
+    place: GitRepo | None = None
+    """The slot's checkout (None: the main checkout)."""
+    running: RunningCycle | None = None
+    """The cycle's entry in state.json's ``running`` (slots only)."""
+    incumbent: float | None = None
+    """The best metric when the cycle started: what its change must beat."""
+    replay_of: int | None = None
+    """For a replay: the cycle whose change it applies again."""
+    original: Plan | None = None
+    """For a replay: the plan as first proposed (without "replay of")."""
 
     def written(self) -> dict[str, str] | None:
         """The blob ids of what the engine wrote this cycle before committing it."""
         return self.applied.blobs if self.applied is not None else None
+
+
+@dataclass(frozen=True)
+class _Replay:
+    """A change that beat its parent after the best moved on, applied again on the new best."""
+
+    of: int
+    """The cycle whose change it is."""
+    plan: Plan
+    source: str
+    """The original candidate and its parent: the change to apply on top of the best."""
+    source_parent: str
 
 
 @dataclass
@@ -174,7 +207,12 @@ class ResearchWorker:
         self._stop_requested = False
         self._lock: IO[str] | None = None
         self._next_cycle = 1
-        self._finished: RunRecord | None = None
+        self._finished: dict[int, RunRecord] = {}  # recorded, not yet shown to the proposer
+        self._slots: SlotCheckouts | None = None
+        self._propose_lock = anyio.Lock()
+        self._decide_lock = anyio.Lock()
+        self._in_flight: dict[int, Plan] = {}
+        self._replays: deque[_Replay] = deque()
 
     @property
     def _books(self) -> Ledger:
@@ -214,16 +252,20 @@ class ResearchWorker:
         ``autoresearch/<tag>`` is created and checked out, config.json is written and an
         interrupted cycle from an earlier process is recorded as a crash.
         """
-        async with self._prepare_lock:
-            if not self._prepared:
-                await self._prepare()
-                self._prepared = True
+        with self._source():
+            async with self._prepare_lock:
+                if not self._prepared:
+                    await self._prepare()
+                    self._prepared = True
 
     async def run_experiment_cycle(self, hint: str | None = None) -> CycleResult:
         """Run one full cycle and return its result (a failed experiment is a status)."""
-        await self.prepare()
-        async with self._cycle_lock:
-            return await self._run_cycle(hint)
+        with self._source():
+            await self.prepare()
+            async with self._cycle_lock:
+                if self.config.slots > 1:
+                    return await self._slot_cycle(1, hint)
+                return await self._run_cycle(hint)
 
     async def run(
         self, max_cycles: int | None = None, hint: str | None = None
@@ -240,30 +282,239 @@ class ResearchWorker:
         results: list[CycleResult] = []
         reason: StopReason = "max-runs"
         message: str | None = None
-        try:
-            while max_cycles is None or len(results) < max_cycles:
-                if self._stop_requested:
-                    reason = "manual"
-                    break
-                results.append(await self.run_experiment_cycle(hint))
-                message = _give_up(results)
-                if message is not None:
-                    reason = "error"
-                    break
-        except anyio.get_cancelled_exc_class():
-            with anyio.CancelScope(shield=True):
-                await self._emit(StoppedEvent(reason="cancelled", cycles=len(results)))
-            raise
-        except Exception as exc:
-            reason, message = "error", f"{type(exc).__name__}: {exc}"
+        with self._source():
+            try:
+                await self.prepare()
+                loop = self._run_slots if self.config.slots > 1 else self._run_serial
+                reason, message = await loop(max_cycles, hint, results)
+            except anyio.get_cancelled_exc_class():
+                with anyio.CancelScope(shield=True):
+                    await self._emit(StoppedEvent(reason="cancelled", cycles=len(results)))
+                raise
+            except Exception as exc:
+                reason, message = "error", f"{type(exc).__name__}: {exc}"
+                await self._emit(StoppedEvent(reason=reason, cycles=len(results), message=message))
+                raise
             await self._emit(StoppedEvent(reason=reason, cycles=len(results), message=message))
-            raise
-        await self._emit(StoppedEvent(reason=reason, cycles=len(results), message=message))
         return results
 
     def stop(self) -> None:
-        """Ask :meth:`run` to end after the cycle in progress (reason ``manual``)."""
+        """Ask :meth:`run` to end after the cycle in progress (reason ``manual``).
+
+        With several slots, no new cycle starts and the ones running finish.
+        """
         self._stop_requested = True
+
+    async def _run_serial(
+        self, max_cycles: int | None, hint: str | None, results: list[CycleResult]
+    ) -> tuple[StopReason, str | None]:
+        """One cycle at a time, in the user's checkout."""
+        while max_cycles is None or len(results) < max_cycles:
+            if self._stop_requested:
+                return "manual", None
+            results.append(await self.run_experiment_cycle(hint))
+            message = _give_up(results)
+            if message is not None:
+                return "error", message
+        return "max-runs", None
+
+    async def _run_slots(
+        self, max_cycles: int | None, hint: str | None, results: list[CycleResult]
+    ) -> tuple[StopReason, str | None]:
+        """Up to ``slots`` cycles at once, each in its own checkout; decisions one at a time.
+
+        A slot that frees up takes a queued replay, else a new proposal made against the best
+        commit of that moment. A baseline (the first one, or a commit the engine did not make
+        on the research branch) runs alone. An engine error in one slot cancels the others
+        (their cycles are recorded) and is raised; a crash or timeout is only that cycle's.
+        """
+        slots = self.config.slots
+        send, receive = anyio.create_memory_object_stream[int](slots)
+        for slot in range(1, slots + 1):
+            send.send_nowait(slot)
+        failure: list[BaseException] = []
+        started = 0
+        verdict: tuple[StopReason, str | None] = ("max-runs", None)
+
+        async def one(slot: int, group: TaskGroup) -> None:
+            try:
+                results.append(await self._slot_cycle(slot, hint))
+            except Exception as exc:
+                failure.append(exc)
+                group.cancel_scope.cancel()
+            finally:
+                send.send_nowait(slot)
+
+        async with send, receive, anyio.create_task_group() as group:
+            while max_cycles is None or started < max_cycles:
+                slot = await receive.receive()
+                if self._stop_requested:
+                    verdict = ("manual", None)
+                    break
+                if (message := _give_up(results)) is not None:
+                    verdict = ("error", message)
+                    break
+                if await self._needs_baseline():
+                    held = [slot] + [await receive.receive() for _ in range(slots - 1)]
+                    results.append(await self._slot_cycle(held[0], hint))
+                    for free in held:
+                        send.send_nowait(free)
+                else:
+                    group.start_soon(one, slot, group)
+                started += 1
+        if failure:
+            raise failure[0]
+        return verdict
+
+    async def _needs_baseline(self) -> bool:
+        """Whether the next cycle must measure the research branch as it is (alone)."""
+        assert self._state is not None and self._git is not None
+        state = self._state
+        if state.baseline_metric is None and state.best_metric is None:
+            return True
+        await self._git.check_head(Expect(self.config.branch))
+        return await self._git.head_commit() != state.best_commit
+
+    # -- a cycle in a slot ---------------------------------------------------------------
+
+    async def _slot_cycle(self, slot: int, hint: str | None) -> CycleResult:
+        """One cycle in slot ``slot``'s checkout: propose, commit, run there; decide here."""
+        with event_slot(slot):  # every event of this cycle names its slot
+            return await self._cycle_in_slot(slot, hint)
+
+    async def _cycle_in_slot(self, slot: int, hint: str | None) -> CycleResult:
+        state, git = self._state, self._git
+        assert state is not None and git is not None and state.best_commit is not None
+        await git.check_head(Expect(self.config.branch))
+        head = await git.head_commit()
+        number = self._next_cycle
+        self._next_cycle += 1
+        rebaseline = await self._announce_rebaseline(head, number)
+        replay = None if rebaseline or not self._replays else self._replays.popleft()
+        running = RunningCycle(cycle=number, slot=slot, parent_commit=head)
+        state.running.append(running)
+        c = _Cycle(
+            number=number,
+            hint=hint,
+            baseline=rebaseline is not None
+            or (state.baseline_metric is None and state.best_metric is None),
+            started_at=now_iso(),
+            started=time.monotonic(),
+            parent=head,
+            rebaseline=rebaseline,
+            slot=slot,
+            running=running,
+            incumbent=state.best_metric,
+            replay_of=replay.of if replay is not None else None,
+            original=replay.plan if replay is not None else None,
+        )
+        await self._emit(
+            CycleStartEvent(cycle=number, tag=self.config.tag, hint=hint, baseline=c.baseline)
+        )
+        try:
+            measurement = await self._slot_phases(c, replay)
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT_S):
+                await self._abandon(c, f"cancelled in {c.phase}", None)
+            raise
+        except Exception as exc:
+            with anyio.CancelScope(shield=True):
+                await self._abandon(c, f"engine error in {c.phase}: {exc}", exc)
+            raise
+        with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT_S):
+            async with self._decide_lock:
+                result = await self._conclude(c, measurement)
+        await self._observe(c.number)
+        return result
+
+    async def _slot_phases(self, c: _Cycle, replay: _Replay | None) -> _Measurement:
+        """The phases up to the measurement, in the slot's checkout."""
+        assert c.slot is not None
+        c.place = await self._slots_of().checkout(c.slot, c.parent)
+        if c.baseline or replay is not None:
+            await self._phase(c, "bootstrap", self._bootstrap)
+            await self._phase(c, "analyze", self._analyze, c)
+            for phase in ("plan", "implement", "validate", "commit"):
+                await self._skip(c, phase)
+            c.candidate = c.parent
+            if replay is not None:
+                c.plan = replay.plan.model_copy(
+                    update={"description": f"{replay.plan.description} (replay of #{replay.of})"}
+                )
+                c.candidate = await self._replayed(c, replay)
+                if c.candidate is None:
+                    why = f"the change of cycle {replay.of} no longer applies on the best commit"
+                    return _Measurement("invalid", None, None, why)
+                await c.place.checkout_detached(c.candidate)
+        else:
+            try:
+                async with self._propose_lock:  # one proposal at a time, seeing the others
+                    context = await self._phase(c, "bootstrap", self._bootstrap)
+                    analysis = await self._phase(c, "analyze", self._analyze, c)
+                    c.plan = await self._phase(c, "plan", self._plan, c, context, analysis)
+                    self._in_flight[c.number] = c.plan
+                    changes = await self._phase(c, "implement", self._implement, c, context)
+                await self._phase(c, "validate", self._validate, c, context, changes)
+                c.candidate = await self._phase(c, "commit", self._commit, c)
+            except _Invalid as exc:
+                return _Measurement("invalid", None, None, str(exc))
+        assert c.running is not None
+        c.running.candidate_commit = c.candidate
+        c.outcome = await self._phase(c, "execute", self._execute, c)
+        return await self._phase(c, "evaluate", self._evaluate, c)
+
+    async def _replayed(self, c: _Cycle, replay: _Replay) -> str | None:
+        """The replay's commit on top of the current best; None if it no longer applies."""
+        assert self._git is not None
+        merged = await self._git.replay(
+            replay.source,
+            base=replay.source_parent,
+            onto=c.parent,
+            message=f"{self._keep.commit_title(c.number)}{replay.plan.description} "
+            f"(replay of #{replay.of})",
+        )
+        return merged if isinstance(merged, str) else None
+
+    async def _judge_slot(self, c: _Cycle, m: _Measurement) -> _Measurement:
+        """The verdict on a slot's measurement against the best commit of now.
+
+        A candidate whose parent is still the best is kept or discarded as usual. One whose
+        parent is no longer the best is never kept: if it beat its parent, its change is
+        applied again on top of the new best (a three-way merge) and queued to be measured
+        there; a conflict is a discard with the paths.
+        """
+        assert self._state is not None and self._git is not None and c.candidate is not None
+        state = self._state
+        if c.baseline or m.status not in ("keep", "discard") or m.metric is None:
+            return m
+        policy = Policy.from_config(self.config)
+        if c.parent == state.best_commit:
+            verdict = judge(m.metric, state.best_metric, policy)
+            return _Measurement(verdict.status, m.metric, m.memory_gb, verdict.reason)
+        if judge(m.metric, c.incumbent, policy).status != "keep":
+            return _Measurement("discard", m.metric, m.memory_gb, "no improvement")
+        assert c.plan is not None and state.best_commit is not None
+        plan = c.original or c.plan
+        merged = await self._git.replay(
+            c.candidate, base=c.parent, onto=state.best_commit, message=None
+        )
+        if isinstance(merged, list):
+            return _Measurement(
+                "discard",
+                m.metric,
+                m.memory_gb,
+                f"beat its parent, but the best moved on and the change conflicts with it "
+                f"({', '.join(merged[:5])})",
+            )
+        self._replays.append(
+            _Replay(of=c.number, plan=plan, source=c.candidate, source_parent=c.parent)
+        )
+        return _Measurement(
+            "discard",
+            m.metric,
+            m.memory_gb,
+            "beat its parent, but the best moved on; replayed on the new best, to be measured",
+        )
 
     async def aclose(self) -> None:
         """Release the repository's writer lock; the worker prepares again if used later."""
@@ -292,15 +543,20 @@ class ResearchWorker:
         the right default (a formatter hook would change what is measured), but users should
         know. Nothing is said when the repository has no commit hooks.
         """
-        await self.prepare()
-        assert self._git is not None
-        hooks = await self._git.hooks()
-        if hooks:
-            await self._keep.notice(
-                "hooks",
-                f"candidate commits do not run your git hooks ({', '.join(hooks)}); put checks "
-                "that must pass in --validate-command (validate_command)",
-            )
+        with self._source():
+            await self.prepare()
+            assert self._git is not None
+            hooks = await self._git.hooks()
+            if hooks:
+                await self._keep.notice(
+                    "hooks",
+                    f"candidate commits do not run your git hooks ({', '.join(hooks)}); put checks "
+                    "that must pass in --validate-command (validate_command)",
+                )
+
+    def _source(self) -> AbstractContextManager[EventSource]:
+        """Events emitted inside name this worker (its repository and tag) as their source."""
+        return event_source(self.config.repo_path, self.config.tag)
 
     # The seed's spellings.
     runExperimentCycle = run_experiment_cycle
@@ -341,6 +597,10 @@ class ResearchWorker:
         self._next_cycle = await keeper.first_free_cycle(ledger, self.workspace, state)
         if found.interrupted and state is not None:
             await keeper.recover(ledger, state)
+        if state is not None and state.running:
+            await keeper.recover_slots(ledger, state)
+        self._slots = SlotCheckouts(git, config, self.workspace)
+        await self._slots.prune(keep=config.slots if config.slots > 1 else 0)
         await ledger.save()
         await self.proposer.prime(self.history)
 
@@ -355,15 +615,7 @@ class ResearchWorker:
         head = await git.head_commit()
         number = self._next_cycle
         self._next_cycle += 1
-        rebaseline = None
-        if head != best_commit:
-            rebaseline = f"re-measured: {head[:7]} is a commit autoresearch did not make"
-            await self._keep.notice(
-                "rebaseline",
-                f"{self.config.branch} is at {head[:7]}, a commit autoresearch did not make "
-                f"(its best is {best_commit[:7]}); measuring it as a new baseline",
-                cycle=number,
-            )
+        rebaseline = await self._announce_rebaseline(head, number)
         cycle = _Cycle(
             number=number,
             hint=hint,
@@ -405,6 +657,20 @@ class ResearchWorker:
         await self._observe(cycle.number)
         return result
 
+    async def _announce_rebaseline(self, head: str, number: int) -> str | None:
+        """If HEAD is not the best commit (a commit the engine did not make), say so."""
+        assert self._state is not None and self._state.best_commit is not None
+        best = self._state.best_commit
+        if head == best:
+            return None
+        await self._keep.notice(
+            "rebaseline",
+            f"{self.config.branch} is at {head[:7]}, a commit autoresearch did not make "
+            f"(its best is {best[:7]}); measuring it as a new baseline",
+            cycle=number,
+        )
+        return f"re-measured: {head[:7]} is a commit autoresearch did not make"
+
     async def _cycle(self, c: _Cycle) -> _Measurement:
         """The phases up to the measurement, in the seed's order (``decide`` comes after)."""
         context = await self._phase(c, "bootstrap", self._bootstrap)
@@ -431,6 +697,10 @@ class ResearchWorker:
         if m.status == "invalid":
             return await self._finish(c, m)
         assert self._state is not None and c.candidate is not None
+        if c.slot is not None:
+            m = await self._judge_slot(c, m)
+            # The main checkout is at the best commit; only a keep writes to it.
+            self._state.current_cycle, self._state.parent_commit = c.number, self._state.best_commit
         self._state.measured = Measured(
             status=m.status,
             metric=m.metric,
@@ -461,7 +731,11 @@ class ResearchWorker:
         """Record, announce and time one phase (``saved``: state.json already says it)."""
         assert self._state is not None
         c.phase = phase
-        self._state.phase = phase
+        if c.running is not None:
+            c.running.phase = phase
+            self._state.phase = "running"
+        else:
+            self._state.phase = phase
         if not saved:
             self._state.updated_at = now_iso()
             # Fsync only when recovery needs the change: the cycle began (bootstrap) or a
@@ -505,7 +779,7 @@ class ResearchWorker:
         )
         if last_failure is not None:
             failure_tail = await self.workspace.read_log_tail(last_failure.cycle)
-        return build_analysis(
+        analysis = build_analysis(
             c.number,
             self._history,
             best_metric=self._state.best_metric,
@@ -513,6 +787,9 @@ class ResearchWorker:
             best_commit=self._state.best_commit,
             last_failure_log_tail=failure_tail,
         )
+        if self._in_flight:
+            analysis = analysis.model_copy(update={"in_flight": list(self._in_flight.values())})
+        return analysis
 
     async def _plan(self, c: _Cycle, context: ResearchContext, analysis: Analysis) -> Plan:
         plan = await self._ask(c, self.proposer.plan(context, analysis, c.hint))
@@ -554,10 +831,11 @@ class ResearchWorker:
         message = self._keep.commit_title(c.number) + c.plan.description
         if c.plan.rationale:
             message += f"\n\n{c.plan.rationale}"
-        commit = await self._git.commit_paths(
+        git = c.place or self._git
+        commit = await git.commit_paths(
             self.config.mutable_paths,
             message,
-            expect=Expect(self.config.branch, c.parent),
+            expect=Expect(None if c.place else self.config.branch, c.parent),
             untracked=c.applied.created,
         )
         if commit is None:
@@ -565,7 +843,10 @@ class ResearchWorker:
             raise _Invalid("the change is empty (the edits left every file as it was)")
         assert self._state is not None
         c.candidate = commit
-        self._state.candidate_commit = commit
+        if c.running is not None:
+            c.running.candidate_commit = commit
+        else:
+            self._state.candidate_commit = commit
         await self._git.set_ref(f"refs/autoresearch/{self.config.tag}/{c.number}", commit)
         await self._emit(
             CommitCreatedEvent(
@@ -587,6 +868,8 @@ class ResearchWorker:
 
         async def on_start(pid: int) -> None:  # so a restart can kill what a crash left running
             assert self._state is not None
+            if c.slot is not None:
+                return  # several runs at once: a restart finds them by AUTORESEARCH_CYCLE
             self._state.experiment_pid = pid
             # Not fsynced: the pid matters after the engine crashes, and a power cut that
             # could lose the write also ends the experiment.
@@ -599,7 +882,7 @@ class ResearchWorker:
         outcome = await self.executor.run(
             RunRequest(
                 sandboxed_command(config.run_command, config),
-                cwd=config.repo_path,
+                cwd=self._root(c),
                 log_path=self.workspace.log_path(c.number),
                 timeout_s=config.timeout_ms / 1000,
                 kill_grace_s=config.kill_grace_ms / 1000,
@@ -615,11 +898,21 @@ class ResearchWorker:
 
     def _run_env(self, c: _Cycle) -> dict[str, str]:
         """What the experiment (and the validate command) learn about the cycle."""
-        return {
+        slot = c.slot or 1
+        env = {
             "AUTORESEARCH_CYCLE": str(c.number),
             "AUTORESEARCH_TAG": self.config.tag,
             "AUTORESEARCH_COMMIT": c.candidate or c.parent,
+            "AUTORESEARCH_SLOT": str(slot),
         }
+        gpus = self.config.slot_gpus(slot)
+        if gpus is not None:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(gpu) for gpu in gpus)
+        return env
+
+    def _root(self, c: _Cycle) -> Path:
+        """Where the cycle's files are: its slot's checkout, or the repository."""
+        return c.place.root if c.place is not None else self.config.repo_path
 
     async def _evaluate(self, c: _Cycle) -> _Measurement:
         assert c.outcome is not None and self._state is not None
@@ -649,7 +942,7 @@ class ResearchWorker:
                 "timeout", None, memory, f"timed out after {config.timeout_ms / 1000:g} s"
             )
         best = self._state.best_metric
-        incumbent = None if c.baseline else best  # any reading of a baseline is kept
+        incumbent = None if c.baseline else c.incumbent if c.slot else best  # a baseline is kept
         verdict = None if metric is None else judge(metric, incumbent, Policy.from_config(config))
         improved = verdict is not None and verdict.status == "keep"
         if metric is not None:
@@ -689,7 +982,21 @@ class ResearchWorker:
         """
         assert self._state is not None and self._git is not None and c.candidate is not None
         keep = m.status == "keep"
-        settled = await self._settle(c, c.candidate if keep else c.parent, m.reason)
+        if c.slot is not None:  # the run was in the slot's checkout: the main one is at best
+            settled = Settled()
+            if keep:
+                settled = await self._settle(c, c.candidate, m.reason, here=self._state.best_commit)
+            elif c.candidate != c.parent:
+                await self._emit(
+                    CommitRevertedEvent(
+                        cycle=c.number,
+                        commit_hash=c.candidate,
+                        restored_to=c.parent,
+                        reason=m.reason,
+                    )
+                )
+        else:
+            settled = await self._settle(c, c.candidate if keep else c.parent, m.reason)
         if settled.moved:
             m = _Measurement("crash", m.metric, m.memory_gb, settled.problem or "")
         elif settled.problem:
@@ -699,7 +1006,7 @@ class ResearchWorker:
             self._state.best_metric = m.metric
             if self._state.baseline_metric is None:
                 self._state.baseline_metric = m.metric
-        if not settled.moved:
+        if not settled.moved and c.slot is None:
             outside = await self._keep.changed_outside_targets()
             if outside:
                 c.notes.append(
@@ -719,8 +1026,8 @@ class ResearchWorker:
         the mutable files are back as they were.
         """
         assert c.plan is not None and self._git is not None and self._state is not None
-        tracked = frozenset(await self._git.tracked_under(self.config.mutable_paths))
-        policy = PathPolicy.from_config(self.config, tracked)
+        tracked = frozenset(await (c.place or self._git).tracked_under(self.config.mutable_paths))
+        policy = PathPolicy.from_config(self.config, tracked, root=self._root(c))
         while True:
             if problem is not None:
                 await self._undo_edits(c)
@@ -749,12 +1056,12 @@ class ResearchWorker:
 
     async def _validation_problem(self, c: _Cycle) -> str | None:
         assert c.applied is not None
-        problem = await check_syntax(self.config.repo_path, c.applied.files)
+        problem = await check_syntax(self._root(c), c.applied.files)
         if problem is None and self.config.validate_command:
             outcome = await self.executor.run(
                 RunRequest(
                     sandboxed_command(self.config.validate_command, self.config),
-                    cwd=self.config.repo_path,
+                    cwd=self._root(c),
                     log_path=self.workspace.logs_dir / f"{c.number}.validate.log",
                     timeout_s=self.config.timeout_ms / 1000,
                     kill_grace_s=self.config.kill_grace_ms / 1000,
@@ -771,17 +1078,25 @@ class ResearchWorker:
 
     async def _undo_edits(self, c: _Cycle) -> None:
         """Put the mutable files back as at the parent (nothing was committed)."""
+        if c.place is not None and c.slot is not None:  # the engine's own checkout
+            if c.applied is not None:
+                await self._slots_of().forget(c.slot, c.applied.created)
+            await c.place.checkout_detached(c.parent)
+            return
         await self._keep.restore(c.number, c.parent, expect=c.parent, ours=(), written=c.written())
 
-    async def _settle(self, c: _Cycle, target: str, reason: str) -> Settled:
+    async def _settle(
+        self, c: _Cycle, target: str, reason: str, here: str | None = None
+    ) -> Settled:
         """Bring the tree to ``target`` at the end of ``c`` (see :meth:`Keeper.settle`)."""
         return await self._keep.settle(
             c.number,
-            parent=c.parent,
+            parent=here or c.parent,
             candidate=c.candidate,
-            written=c.written(),
+            written=None if c.slot is not None else c.written(),
             target=target,
             reason=reason,
+            here=here,
         )
 
     # -- ending a cycle ------------------------------------------------------------------
@@ -796,7 +1111,12 @@ class ResearchWorker:
                     cycle=c.number, phase=c.phase, error_type=type(exc).__name__, message=reason
                 )
             )
-        settled = await self._settle(c, c.parent, reason)
+        if c.slot is not None:  # nothing of the main checkout to restore
+            settled = Settled()
+            if c.applied is not None and c.candidate is None:
+                await self._slots_of().forget(c.slot, c.applied.created)
+        else:
+            settled = await self._settle(c, c.parent, reason)
         if settled.problem and not isinstance(exc, HeadMovedError):
             reason += f" ({settled.problem})"
         return await self._finish(
@@ -812,7 +1132,10 @@ class ResearchWorker:
             description = c.plan.description
         else:
             description = ""
-        if m.status in ("crash", "timeout", "invalid") and m.reason:
+        if m.reason and (
+            m.status in ("crash", "timeout", "invalid")
+            or (m.status == "discard" and m.reason != "no improvement")
+        ):
             description = f"{description} ({m.reason})" if description else m.reason
         for note in c.notes:
             description = f"{description} ({note})" if description else note
@@ -837,7 +1160,12 @@ class ResearchWorker:
             usage=c.usage if c.usage.calls or c.usage.total_tokens else None,
             baseline=c.baseline,
             proposal=c.plan.metadata if c.plan and c.plan.metadata else None,
+            slot=c.slot,
+            replay_of=c.replay_of,
         )
+        self._in_flight.pop(c.number, None)
+        if c.running is not None and c.running in self._state.running:
+            self._state.running.remove(c.running)
         try:
             await self._books.record(record, pending=pending)
         except Exception as exc:  # the ledgers could not be written (a full disk, say)
@@ -852,7 +1180,7 @@ class ResearchWorker:
                 )
             )
             raise
-        self._finished = record
+        self._finished[c.number] = record
         result = CycleResult(
             cycle=c.number,
             status=m.status,
@@ -870,13 +1198,17 @@ class ResearchWorker:
 
     async def _observe(self, cycle: int) -> None:
         """Tell the proposer how the cycle went (its failure is logged, never fatal)."""
-        record, self._finished = self._finished, None
-        if record is None or record.cycle != cycle:
+        record = self._finished.pop(cycle, None)
+        if record is None:
             return
         try:
             await self.proposer.observe(record)
         except Exception:
             logger.exception("the proposer failed to take in cycle %d", cycle)
+
+    def _slots_of(self) -> SlotCheckouts:
+        assert self._slots is not None, "slots are set up when slots > 1"
+        return self._slots
 
     async def _emit(self, event: Event) -> None:
         await self.emitter.emit(event)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import anyio
-from pydantic import ConfigDict, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from autoresearch._model import CamelModel
 from autoresearch.config import ResearchConfig, load_config
@@ -35,6 +35,7 @@ __all__ = [
     "WORKSPACE_DIR",
     "Measured",
     "ResearchState",
+    "RunningCycle",
     "Workspace",
     "format_tsv_row",
     "tsv_header",
@@ -54,6 +55,19 @@ class Measured(CamelModel):
     memory_gb: float | None = None
     reason: str = ""
     baseline: bool = False
+
+
+class RunningCycle(CamelModel):
+    """A cycle in progress in one of the parallel slots (state.json's ``running``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=False)
+
+    cycle: int
+    slot: int
+    phase: str = "bootstrap"
+    parent_commit: str
+    candidate_commit: str | None = None
+    description: str = ""
 
 
 class ResearchState(CamelModel):
@@ -88,6 +102,9 @@ class ResearchState(CamelModel):
     measured: Measured | None = None
     """The decided outcome of the cycle in progress, written before the decision is carried
     out, so that recovery finishes the cycle as decided instead of calling it a crash."""
+    running: list[RunningCycle] = Field(default_factory=list)
+    """With parallel slots: the cycles running in them (the cycle fields above then describe
+    the one whose decision is being carried out in the main checkout)."""
 
 
 def tsv_header(metric_name: str) -> str:

@@ -47,7 +47,7 @@ BULLET = re.compile(r"^(?P<indent>\s*)- `(?P<name>[^`]+)`:?\s*(?P<text>.*)$")
 FACTORY_DEFAULTS = {"default_tag": "today, like `nov25`"}
 """How to show a default made by a function (its value depends on when the docs are built)."""
 
-COMMON_EVENT_FIELDS = ("type", "at")
+COMMON_EVENT_FIELDS = ("type", "at", "source")
 """Fields every event has; the page describes them once, above the table."""
 
 

@@ -48,6 +48,8 @@ class Analysis(CamelModel):
     near_misses: list[RunRecord] = Field(default_factory=list)
     """Discarded runs that came within a few percent of the best."""
     total_cycles: int = 0
+    in_flight: list[Plan] = Field(default_factory=list)
+    """With parallel slots: the plans of the candidates running now (do not propose them)."""
 
 
 class Plan(CamelModel):

@@ -124,7 +124,13 @@ class LocalProposer:
         scores = _hint_scores(hint, list(current))
         weights = [self._weight(p.key, scores.get(p.key, 0.0)) for p in params]
         keys = [p.key for p in params]
-        seen = self._seen_near(current)
+        running = {  # configurations other slots are measuring right now
+            _config_key({str(k): v for k, v in plan.metadata["params"].items()})
+            for plan in analysis.in_flight
+            if isinstance(plan.metadata.get("params"), Mapping)
+            and all(_is_number(v) for v in plan.metadata["params"].values())
+        }
+        seen = self._seen_near(current, running)
         changed: dict[str, Number] | None = None
         for attempt in range(_ATTEMPTS):
             changed = self._draw(rng, keys, weights, current, 1.3**attempt)
@@ -314,8 +320,13 @@ class LocalProposer:
                                 return {a: new_a, b: new_b}
         return None
 
-    def _seen_near(self, current: dict[str, Number]) -> Callable[[dict[str, Number]], bool]:
-        """A fast membership test for "current with these changes" in the tried set."""
+    def _seen_near(
+        self, current: dict[str, Number], running: set[tuple[tuple[str, Number], ...]]
+    ) -> Callable[[dict[str, Number]], bool]:
+        """A fast membership test for "current with these changes" in the tried set.
+
+        ``running`` holds configurations being measured now, which count as tried.
+        """
         base = list(_config_key(current))
         index = {key: i for i, (key, _) in enumerate(base)}
         tried = self._tried
@@ -324,7 +335,8 @@ class LocalProposer:
             items = base.copy()
             for key, value in changed.items():
                 items[index[key]] = (key, value)
-            return tuple(items) in tried
+            config = tuple(items)
+            return config in tried or config in running
 
         return seen
 

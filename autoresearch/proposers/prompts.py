@@ -209,6 +209,8 @@ class _Parts:
     history: list[str]
     total_cycles: int
     near: list[str]
+    running: list[str]
+    """What other slots are measuring now (with parallel slots)."""
     log_label: str
     log_tail: str | None
     hint: str | None
@@ -292,6 +294,7 @@ def _parts(
         history=[_row(r, best) for r in recent],
         total_cycles=max(analysis.total_cycles, len(analysis.recent)),
         near=[_row(r, best) for r in analysis.near_misses],
+        running=[plan.description for plan in analysis.in_flight],
         log_label=_log_label(analysis),
         log_tail=analysis.last_failure_log_tail or None,
         hint=hint.strip() if hint and hint.strip() else None,
@@ -364,6 +367,11 @@ def _render_context(parts: _Parts) -> str:
         blocks.append(
             "# Near misses (discarded, but within 2% of the best: worth refining)\n"
             + "\n".join(parts.near)
+        )
+    if parts.running:
+        blocks.append(
+            "# Being measured right now (do not propose these again)\n"
+            + "\n".join(f"- {what}" for what in parts.running)
         )
     if parts.log_tail is not None:
         removed = parts.cut.get("log-tail")

@@ -15,7 +15,7 @@ whose lease it gets (up to the concurrency limit, one per repository). A task ru
 
 Whatever ends it, the repository lock and the lease are given back and ``autoresearch:stopped``
 says why (except when the repository is busy with another process: the task stays active and is
-tried again later).
+tried again later). Every event of a task's run names the task in ``event.source.task_id``.
 """
 
 from __future__ import annotations
@@ -25,14 +25,20 @@ import os
 import socket
 import time
 import uuid
-from contextvars import ContextVar
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import anyio
 
 from autoresearch.errors import AutoResearchError, ConfigError, LockedError, TaskError
-from autoresearch.events import ErrorEvent, Event, StoppedEvent, StopReason
+from autoresearch.events import (
+    ErrorEvent,
+    Event,
+    StoppedEvent,
+    StopReason,
+    current_event_source,
+    event_source,
+)
 from autoresearch.results import RunRecord, Usage
 from autoresearch.tasks.models import ModelPrice, TaskCycle, TaskInfo, TaskStatus
 from autoresearch.tasks.store import now_iso
@@ -45,8 +51,6 @@ __all__ = ["TaskRunner", "current_task_id"]
 
 logger = logging.getLogger("autoresearch")
 
-_current_task: ContextVar[str | None] = ContextVar("autoresearch_task", default=None)
-
 _END_REASONS: dict[TaskStatus, StopReason] = {
     "completed": "max-runs",
     "failed": "failed",
@@ -57,10 +61,11 @@ _END_REASONS: dict[TaskStatus, StopReason] = {
 def current_task_id() -> str | None:
     """The id of the task whose worker is emitting the event being handled, if any.
 
-    Events do not name their task; a handler can call this to tell concurrent tasks apart
-    (it reads a context variable set for each task's run).
+    The same as ``event.source.task_id`` (the task run sets it with :func:`event_source`); a
+    handler that has no event at hand, or code the task's worker calls, can ask here.
     """
-    return _current_task.get()
+    source = current_event_source()
+    return source.task_id if source is not None else None
 
 
 def _seconds_since(iso: str) -> float:
@@ -116,7 +121,7 @@ class TaskRunner:
                         info.id, self.owner, self.lease_seconds
                     ):
                         self._running[info.id] = info.repo_path
-                        group.start_soon(self._run_task, info.id)
+                        group.start_soon(self._run_task, info)
                 self._wake = anyio.Event()
                 with anyio.move_on_after(self.poll_interval):
                     await self._wake.wait()
@@ -126,21 +131,23 @@ class TaskRunner:
             return False
         return self._retry_after.get(info.id, 0.0) <= time.monotonic()
 
-    async def _run_task(self, task_id: str) -> None:
-        _current_task.set(task_id)
-        try:
-            await _TaskRun(self, task_id).run()
-        except Exception:  # a bug in one task's run must not stop the others
-            logger.exception("task %s: the task worker failed", task_id)
-            self.retry_later(task_id)
-        finally:
-            with anyio.CancelScope(shield=True):
-                try:
-                    await self.store.release(task_id, self.owner)
-                except TaskError:
-                    logger.warning("could not release the lease of task %s", task_id)
-            self._running.pop(task_id, None)
-            self._wake.set()
+    async def _run_task(self, info: TaskInfo) -> None:
+        task_id = info.id
+        # Every event of this run (the worker's and ours) names the task as its source.
+        with event_source(info.repo_path, info.task.autoresearch.tag, task_id=task_id):
+            try:
+                await _TaskRun(self, task_id).run()
+            except Exception:  # a bug in one task's run must not stop the others
+                logger.exception("task %s: the task worker failed", task_id)
+                self.retry_later(task_id)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await self.store.release(task_id, self.owner)
+                    except TaskError:
+                        logger.warning("could not release the lease of task %s", task_id)
+                self._running.pop(task_id, None)
+                self._wake.set()
 
     def retry_later(self, task_id: str) -> None:
         """Leave the task alone for a lease's length (its repository is busy)."""
