@@ -1,0 +1,291 @@
+"""Parallel slots: several candidates at once, each in its own git worktree, one ledger.
+
+Real repositories, real subprocesses. The experiments sleep a little so that candidates overlap;
+nothing here asserts a duration (overlap is read from the order of events).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from autoresearch import Analysis, Edit, NeuroLink, ScriptedProposer, ScriptedStep
+from autoresearch.proposers.base import Plan, ResearchContext
+from tests.conftest import Recorder, base_config, git, make_repo, run_script
+from tests.test_reliability import assert_invariants
+from tests.test_worker import runs
+
+pytestmark = pytest.mark.anyio
+
+# Two knobs on lines far apart, so that changes to each merge cleanly; metric (A-1)²+(B-1)²+1.
+TWO = """\
+import os, time
+A = 3.0
+
+
+
+B = 3.0
+time.sleep(float(os.environ.get("NAP", "0.3")))
+print(f"slot={os.environ['AUTORESEARCH_SLOT']} gpus={os.environ.get('CUDA_VISIBLE_DEVICES')}")
+print(f"data={open('data/x').read()}")
+print(f"val_bpb: {(A - 1) ** 2 + (B - 1) ** 2 + 1:.6f}")
+"""
+
+
+def knob(name: str, value: float) -> ScriptedStep:
+    """Set one knob in the file the proposer was shown (the best commit of that moment)."""
+
+    def edits(context: ResearchContext) -> list[Edit]:
+        text = context.mutable_files["train.py"]
+        return [
+            Edit(
+                path="train.py",
+                content=re.sub(rf"^{name} = .*$", f"{name} = {value}", text, flags=re.M),
+            )
+        ]
+
+    return ScriptedStep(f"{name} -> {value}", edits)
+
+
+@pytest.fixture
+def two(tmp_path: Path) -> Path:
+    repo = make_repo(
+        tmp_path / "repo", {"train.py": TWO, "program.md": "p\n", ".gitignore": "data/\n"}
+    )
+    (repo / "data").mkdir()
+    (repo / "data" / "x").write_text("shared")  # ignored: the slots reach it through a link
+    return repo
+
+
+def worker(repo: Path, steps: list[ScriptedStep], recorder: Recorder | None = None, **extra: Any):
+    neurolink = NeuroLink()
+    if recorder is not None:
+        neurolink.get_event_emitter().on("*", recorder)
+    config = base_config(repo, **{"slots": 2, **extra})
+    return neurolink.create_research_worker(config, proposer=ScriptedProposer(steps))
+
+
+def overlapped(recorder: Recorder, a: int, b: int) -> bool:
+    """Whether cycles ``a`` and ``b`` were both in their execute phase at some moment."""
+    running: set[int] = set()
+    for event in recorder.events:
+        if getattr(event, "phase", None) != "execute":
+            continue
+        if event.type.endswith("enter"):
+            running.add(event.cycle)
+            if {a, b} <= running:
+                return True
+        else:
+            running.discard(event.cycle)
+    return False
+
+
+async def test_two_slots_run_at_once_and_the_users_checkout_only_moves_on_a_keep(
+    two: Path, recorder: Recorder
+) -> None:
+    w = worker(two, [knob("A", 2.0), knob("A", 5.0)], recorder, gpus=[3, 5])
+    results = await w.run(max_cycles=3)
+    await w.aclose()
+    assert [r.status for r in sorted(results, key=lambda r: r.cycle)] == [
+        "keep",
+        "keep",
+        "discard",
+    ]
+    assert overlapped(recorder, 2, 3)
+    records = {r["cycle"]: r for r in runs(two)}
+    assert {records[2]["slot"], records[3]["slot"]} == {1, 2}
+    # The user's checkout: on the branch, at the kept candidate, never the discarded one.
+    assert git(two, "symbolic-ref", "--short", "HEAD") == "autoresearch/t1"
+    assert "A = 2.0" in (two / "train.py").read_text()
+    assert git(two, "status", "--porcelain") == ""
+    # Each run saw its slot, its GPU and the shared (ignored) data.
+    for cycle in (2, 3):
+        log = (two / ".autoresearch" / "logs" / f"{cycle}.log").read_text()
+        slot = records[cycle]["slot"]
+        assert f"slot={slot} gpus={[3, 5][slot - 1]}" in log
+        assert "data=shared" in log
+    assert_invariants(two)
+
+
+async def test_a_winner_whose_parent_went_stale_is_replayed_on_the_new_best(
+    two: Path,
+) -> None:
+    w = worker(two, [knob("A", 2.0), knob("B", 2.0)])
+    results = await w.run(max_cycles=3)  # the baseline, then both at once
+    results += await w.run(max_cycles=1)  # a queued replay goes before any new proposal
+    await w.aclose()
+    records = {r["cycle"]: r for r in runs(two)}
+    first, second = (
+        (records[2], records[3])
+        if records[2]["status"] == "keep"
+        else (
+            records[3],
+            records[2],
+        )
+    )
+    assert first["status"] == "keep" and first["metric"] == 6.0
+    # The other one beat its parent (9.0) but its parent was no longer the best: not kept as
+    # measured, replayed on top of the new best and measured there.
+    assert second["status"] == "discard" and "replayed on the new best" in second["description"]
+    replay = records[4]
+    assert replay["replayOf"] == second["cycle"] and replay["status"] == "keep"
+    assert replay["metric"] == 3.0 and replay["parentCommit"] == first["commit"]
+    text = (two / "train.py").read_text()
+    assert "A = 2.0" in text and "B = 2.0" in text
+    assert len(results) == 4
+    assert_invariants(two)
+
+
+async def test_a_stale_winner_that_conflicts_is_discarded_with_the_paths(two: Path) -> None:
+    w = worker(two, [knob("A", 2.0), knob("A", 1.5)])
+    await w.run(max_cycles=3)
+    await w.aclose()
+    records = {r["cycle"]: r for r in runs(two)}
+    losers = [r for r in records.values() if r["cycle"] > 1 and r["status"] == "discard"]
+    assert len(losers) == 1
+    assert "conflicts with it (train.py)" in losers[0]["description"]
+    assert_invariants(two)
+
+
+async def test_a_timeout_in_one_slot_never_stops_the_other(two: Path) -> None:
+    slow = knob("B", 2.0)
+    slow_edit = slow.edits
+    assert callable(slow_edit)
+
+    def sleepy(context: ResearchContext) -> list[Edit]:
+        [edit] = slow_edit(context)
+        return [Edit(path="train.py", content=edit.content.replace('"0.3"', '"30"'))]
+
+    w = worker(two, [ScriptedStep("B -> 2.0, slowly", sleepy), knob("A", 2.0)], timeoutMs=3000)
+    await w.run(max_cycles=3)
+    await w.aclose()
+    statuses = {r["description"].split(" (")[0]: r["status"] for r in runs(two)}
+    assert statuses["B -> 2.0, slowly"] == "timeout"
+    assert statuses["A -> 2.0"] == "keep"
+    assert_invariants(two)
+
+
+class Watching(ScriptedProposer):
+    """A scripted proposer that remembers what it was told was in flight."""
+
+    def __init__(self, steps: list[ScriptedStep]) -> None:
+        super().__init__(steps)
+        self.seen: list[list[str]] = []
+
+    async def plan(self, context: ResearchContext, analysis: Analysis, hint: str | None) -> Plan:
+        self.seen.append([p.description for p in analysis.in_flight])
+        return await super().plan(context, analysis, hint)
+
+
+async def test_the_proposer_is_told_what_is_in_flight(two: Path) -> None:
+    proposer = Watching([knob("A", 2.0), knob("B", 2.0)])
+    w = NeuroLink().create_research_worker(base_config(two, slots=2), proposer=proposer)
+    await w.run(max_cycles=3)
+    await w.aclose()
+    assert proposer.seen == [[], ["A -> 2.0"]]
+
+
+async def test_the_local_proposer_never_proposes_what_runs_in_another_slot(two: Path) -> None:
+    w = NeuroLink().create_research_worker(base_config(two, slots=3, immutablePaths=[]))
+    await w.run(max_cycles=7)
+    await w.aclose()
+    proposals = [
+        json.dumps(r["proposal"]["params"], sort_keys=True)
+        for r in runs(two)
+        if r.get("proposal") and not r.get("replayOf")
+    ]
+    assert len(proposals) == len(set(proposals)) >= 4
+    assert_invariants(two)
+
+
+KILL_WITH_SLOTS_BUSY = """\
+import os, signal, sys, anyio
+from pathlib import Path
+from autoresearch import NeuroLink, ScriptedProposer
+from tests.conftest import base_config
+from tests.test_slots import knob
+
+repo = Path(sys.argv[1])
+
+async def main():
+    neurolink = NeuroLink()
+    busy = set()
+    def note(event):
+        if event.phase == "execute":
+            busy.add(event.cycle)
+            if len(busy) == 3:
+                os.kill(os.getpid(), signal.SIGKILL)
+    neurolink.get_event_emitter().on("autoresearch:phase:enter", note)
+    steps = [knob("A", 2.0), knob("B", 2.0), knob("A", 1.5)]
+    worker = neurolink.create_research_worker(
+        base_config(repo, slots=3), proposer=ScriptedProposer(steps)
+    )
+    await worker.run(max_cycles=4)
+
+anyio.run(main)
+"""
+
+
+async def test_kill_9_with_three_slots_busy_then_every_cycle_is_recorded_once(
+    two: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The baseline first, quickly; then three slow candidates at once, and kill -9.
+    monkeypatch.setenv("NAP", "0")
+    quick = worker(two, [])
+    await quick.run_experiment_cycle()
+    await quick.aclose()
+    monkeypatch.setenv("NAP", "30")
+    proc = run_script(KILL_WITH_SLOTS_BUSY, two.parent / "kill_slots.py", str(two))
+    assert proc.returncode == -9, proc.stderr
+    state = json.loads((two / ".autoresearch" / "state.json").read_text())
+    assert sorted(r["cycle"] for r in state["running"]) == [2, 3, 4]
+    assert _runs_of(two), "kill -9 of the engine leaves its experiments running"
+
+    monkeypatch.setenv("NAP", "0")
+    again = worker(two, [])
+    await again.prepare()
+    await again.aclose()
+    assert _runs_of(two) == []
+    records = runs(two)
+    assert [r["cycle"] for r in records] == [1, 2, 3, 4]
+    for record in records[1:]:
+        assert record["status"] == "crash"
+        assert "interrupted in execute (slot" in record["description"]
+    assert_invariants(two)
+
+
+def _runs_of(repo: Path) -> list[int]:
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("AUTORESEARCH_TAG") == "t1" and str(repo) in proc.cwd():
+                found.append(proc.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
+async def test_fewer_slots_later_removes_the_extra_checkouts(two: Path) -> None:
+    w = worker(two, [knob("A", 2.0), knob("B", 2.0)], slots=3)
+    await w.run(max_cycles=3)
+    await w.aclose()
+    worktrees = two / ".autoresearch" / "worktrees"
+    assert sorted(p.name for p in worktrees.iterdir()) == ["1", "2"]
+    one = worker(two, [knob("A", 1.5)], slots=1)
+    await one.run_experiment_cycle()
+    await one.aclose()
+    assert list(worktrees.iterdir()) == []
+    assert "autoresearch-t1" not in git(two, "worktree", "list")
+
+
+async def test_slots_one_is_the_single_cycle_engine(repo: Path) -> None:
+    w = NeuroLink().create_research_worker(base_config(repo), proposer=ScriptedProposer([]))
+    await w.run_experiment_cycle()
+    await w.aclose()
+    record = runs(repo)[0]
+    assert record["slot"] is None and not (repo / ".autoresearch" / "worktrees").exists()
