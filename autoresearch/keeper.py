@@ -174,7 +174,7 @@ class Keeper:
         if previous is not None and previous.current_cycle is not None:
             numbers.append(previous.current_cycle)  # recovery records that one
         if previous is not None:
-            numbers += [running.cycle for running in previous.running]
+            numbers += [running.cycle for running in previous.in_flight]
         return max(numbers, default=0) + 1
 
     async def recover(self, ledger: Ledger, previous: ResearchState) -> None:
@@ -248,7 +248,7 @@ class Keeper:
         Their runs are killed (found by their cycle and tag); their checkouts are the engine's
         own and are reset when a slot takes its next candidate.
         """
-        for running in previous.running:
+        for running in previous.in_flight:
             killed = await kill_orphaned_run(
                 self.config.repo_path,
                 marker={
@@ -271,7 +271,7 @@ class Keeper:
                     slot=running.slot,
                 )
             )
-        ledger.state.running = []
+        ledger.state.in_flight = []
         ledger.close_cycle()
 
     async def _made(self, commit: str, cycle: int, parent: str) -> bool:

@@ -108,6 +108,6 @@ class Ledger:
     def close_cycle(self) -> None:
         """Forget the cycle in progress: the state is idle again (not written)."""
         state = self.state
-        state.phase = "running" if state.running else "idle"
+        state.phase = "running" if state.in_flight else "idle"
         state.current_cycle = state.parent_commit = state.candidate_commit = None
         state.written = state.measured = None

@@ -39,7 +39,7 @@ class Preflight:
     def interrupted(self) -> bool:
         """An earlier process left a cycle undecided (the worker recovers it)."""
         return self.state is not None and (
-            self.state.current_cycle is not None or bool(self.state.running)
+            self.state.current_cycle is not None or bool(self.state.in_flight)
         )
 
 
@@ -64,7 +64,7 @@ async def check_repository(config: ResearchConfig) -> Preflight:
     workspace = Workspace(config.repo_path)
     state = await workspace.read_state()
     await workspace.check_ledgers()
-    interrupted = state is not None and (state.current_cycle is not None or bool(state.running))
+    interrupted = state is not None and (state.current_cycle is not None or bool(state.in_flight))
     await check_config_paths(config, missing_ok=config.mutable_paths if interrupted else ())
     check_sandbox(config)
     problems = await git.target_problems(config.mutable_paths)

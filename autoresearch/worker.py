@@ -142,7 +142,7 @@ class _Cycle:
     place: GitRepo | None = None
     """The slot's checkout (None: the main checkout)."""
     running: RunningCycle | None = None
-    """The cycle's entry in state.json's ``running`` (slots only)."""
+    """The cycle's entry in state.json's ``inFlight`` (slots only)."""
     incumbent: float | None = None
     """The best metric when the cycle started: what its change must beat."""
     replay_of: int | None = None
@@ -392,7 +392,7 @@ class ResearchWorker:
         rebaseline = await self._announce_rebaseline(head, number)
         replay = None if rebaseline or not self._replays else self._replays.popleft()
         running = RunningCycle(cycle=number, slot=slot, parent_commit=head)
-        state.running.append(running)
+        state.in_flight.append(running)
         c = _Cycle(
             number=number,
             hint=hint,
@@ -597,7 +597,7 @@ class ResearchWorker:
         self._next_cycle = await keeper.first_free_cycle(ledger, self.workspace, state)
         if found.interrupted and state is not None:
             await keeper.recover(ledger, state)
-        if state is not None and state.running:
+        if state is not None and state.in_flight:
             await keeper.recover_slots(ledger, state)
         self._slots = SlotCheckouts(git, config, self.workspace)
         await self._slots.prune(keep=config.slots if config.slots > 1 else 0)
@@ -1164,8 +1164,8 @@ class ResearchWorker:
             replay_of=c.replay_of,
         )
         self._in_flight.pop(c.number, None)
-        if c.running is not None and c.running in self._state.running:
-            self._state.running.remove(c.running)
+        if c.running is not None and c.running in self._state.in_flight:
+            self._state.in_flight.remove(c.running)
         try:
             await self._books.record(record, pending=pending)
         except Exception as exc:  # the ledgers could not be written (a full disk, say)

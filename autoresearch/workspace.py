@@ -58,7 +58,7 @@ class Measured(CamelModel):
 
 
 class RunningCycle(CamelModel):
-    """A cycle in progress in one of the parallel slots (state.json's ``running``)."""
+    """A cycle in progress in one of the parallel slots (state.json's ``inFlight``)."""
 
     model_config = ConfigDict(extra="ignore", frozen=False)
 
@@ -102,7 +102,7 @@ class ResearchState(CamelModel):
     measured: Measured | None = None
     """The decided outcome of the cycle in progress, written before the decision is carried
     out, so that recovery finishes the cycle as decided instead of calling it a crash."""
-    running: list[RunningCycle] = Field(default_factory=list)
+    in_flight: list[RunningCycle] = Field(default_factory=list)
     """With parallel slots: the cycles running in them (the cycle fields above then describe
     the one whose decision is being carried out in the main checkout)."""
 

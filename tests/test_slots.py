@@ -16,7 +16,7 @@ import pytest
 
 from autoresearch import Analysis, Edit, NeuroLink, ScriptedProposer, ScriptedStep
 from autoresearch.proposers.base import Plan, ResearchContext
-from tests.conftest import Recorder, base_config, git, make_repo, run_script
+from tests.conftest import Recorder, base_config, git, make_repo, run_script, snapshot
 from tests.test_reliability import assert_invariants
 from tests.test_worker import runs
 
@@ -243,7 +243,7 @@ async def test_kill_9_with_three_slots_busy_then_every_cycle_is_recorded_once(
     proc = run_script(KILL_WITH_SLOTS_BUSY, two.parent / "kill_slots.py", str(two))
     assert proc.returncode == -9, proc.stderr
     state = json.loads((two / ".autoresearch" / "state.json").read_text())
-    assert sorted(r["cycle"] for r in state["running"]) == [2, 3, 4]
+    assert sorted(r["cycle"] for r in state["inFlight"]) == [2, 3, 4]
     assert _runs_of(two), "kill -9 of the engine leaves its experiments running"
 
     monkeypatch.setenv("NAP", "0")
@@ -289,3 +289,33 @@ async def test_slots_one_is_the_single_cycle_engine(repo: Path) -> None:
     await w.aclose()
     record = runs(repo)[0]
     assert record["slot"] is None and not (repo / ".autoresearch" / "worktrees").exists()
+
+
+def test_the_cli_sets_slots_and_gpus_and_refuses_too_few_gpus(two: Path) -> None:
+    from typer.testing import CliRunner
+
+    from autoresearch.cli import app
+
+    common = ["--target", "train.py", "--run-command", "python3 train.py"]
+    common += ["--metric-name", "val_bpb", "--tag", "t1"]
+    runner = CliRunner()
+    before = snapshot(two)
+    bad = runner.invoke(app, ["init", str(two), *common, "--slots", "4", "--gpus", "0,1"])
+    assert bad.exit_code == 2
+    assert "4 slot(s) x 1 GPU(s) per slot need 4 GPUs, but only 2 are listed" in bad.stderr
+    assert snapshot(two) == before
+    bad = runner.invoke(app, ["init", str(two), *common, "--gpus", "0,x"])
+    assert bad.exit_code == 2 and "'x' is not a GPU index" in bad.stderr
+    ok = runner.invoke(
+        app, ["init", str(two), *common, "--slots", "2", "--gpus", "2,3", "--gpus", "4,5"]
+    )
+    assert ok.exit_code == 0, ok.stderr
+    config = json.loads((two / ".autoresearch" / "config.json").read_text())
+    assert (config["slots"], config["gpus"], config["gpusPerSlot"]) == (2, [2, 3, 4, 5], 1)
+    ran = runner.invoke(app, ["run", str(two), "--max-runs", "3", "-q", "--gpus-per-slot", "2"])
+    assert ran.exit_code == 0, ran.stderr
+    logs = two / ".autoresearch" / "logs"
+    seen = {(logs / f"{n}.log").read_text().split("\n")[0] for n in (2, 3)}
+    assert seen == {"slot=1 gpus=2,3", "slot=2 gpus=4,5"}
+    status = runner.invoke(app, ["status", str(two), "--json"])
+    assert json.loads(status.stdout)["inFlight"] == []

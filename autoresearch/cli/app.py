@@ -17,11 +17,15 @@ from typer.core import TyperCommand
 
 from autoresearch.cli import defer_signals
 from autoresearch.cli.args import (
+    GpusOpt,
+    GpusPerSlotOpt,
     JsonOpt,
     RepoArg,
+    SlotsOpt,
     _find_repo,
     _key_values,
     _kill_grace_ms,
+    _slot_options,
     _split,
     _timeout_ms,
 )
@@ -178,6 +182,9 @@ def init(
         typer.Option(help="Extra path the sandboxed run may write (repeatable)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the offline proposer.")] = 0,
+    slots: SlotsOpt = None,
+    gpus: GpusOpt = None,
+    gpus_per_slot: GpusPerSlotOpt = None,
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing configuration (results are kept).")
     ] = False,
@@ -210,6 +217,7 @@ def init(
         "context_budget": context_budget,
         "sandbox": sandbox.value,
         "sandbox_paths": _split(sandbox_path),
+        **_slot_options(slots, gpus, gpus_per_slot),
     }
     optional = {
         "tag": tag,
@@ -259,7 +267,10 @@ def _view(worker: ResearchWorker, quiet: bool) -> PlainView:
 
 
 def _research(
-    repo: Path | None, quiet: bool, body: Callable[[ResearchWorker], Awaitable[T]]
+    repo: Path | None,
+    quiet: bool,
+    body: Callable[[ResearchWorker], Awaitable[T]],
+    overrides: dict[str, Any] | None = None,
 ) -> T | None:
     """Load the worker, attach the view, run ``body`` interruptibly.
 
@@ -275,7 +286,7 @@ def _research(
     ended: list[CycleEndEvent] = []
 
     async def main() -> tuple[T | None, Interruption | None]:
-        worker = await neurolink.load_research_worker(root)
+        worker = await neurolink.load_research_worker(root, **(overrides or {}))
         emitter = neurolink.get_event_emitter()
         view = _view(worker, quiet)
         view.attach(emitter)  # before preparing: recovery's notes are shown too
@@ -339,9 +350,20 @@ def run(
     ] = None,
     hint: HintOpt = None,
     quiet: QuietOpt = False,
+    slots: SlotsOpt = None,
+    gpus: GpusOpt = None,
+    gpus_per_slot: GpusPerSlotOpt = None,
 ) -> None:
-    """Run cycles until --max-runs, Ctrl-C or a stop; Ctrl-C restores the best commit."""
-    results = _research(repo, quiet, lambda worker: worker.run(max_cycles=max_runs, hint=hint))
+    """Run cycles until --max-runs, Ctrl-C or a stop; Ctrl-C restores the best commit.
+
+    --slots, --gpus and --gpus-per-slot replace the saved settings (and are saved).
+    """
+    results = _research(
+        repo,
+        quiet,
+        lambda worker: worker.run(max_cycles=max_runs, hint=hint),
+        _slot_options(slots, gpus, gpus_per_slot),
+    )
     if results:
         kept = sum(r.status == "keep" for r in results)
         _say(f"done: {len(results)} cycles, {kept} kept")

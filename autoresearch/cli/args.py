@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -85,3 +85,38 @@ def _kill_grace_ms(seconds: float) -> int:
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+
+
+def _gpu_list(values: list[str] | None) -> list[int] | None:
+    """``--gpus 0,1,2,3`` (comma-separated, repeatable) as a list of indices."""
+    if not values:
+        return None
+    gpus: list[int] = []
+    for part in _split(values):
+        if not part.isdigit():
+            raise typer.BadParameter(
+                f"{part!r} is not a GPU index (0, 1, 2 …)", param_hint="--gpus"
+            )
+        gpus.append(int(part))
+    return gpus
+
+
+SlotsOpt = Annotated[
+    int | None,
+    typer.Option(min=1, max=64, help="Candidates at once, each in its own git worktree."),
+]
+GpusOpt = Annotated[
+    list[str] | None,
+    typer.Option(help="GPU indices to share among the slots, e.g. 0,1,2,3 (CUDA_VISIBLE_DEVICES)."),
+]
+GpusPerSlotOpt = Annotated[
+    int | None, typer.Option(min=1, max=64, help="GPUs each slot's run gets. [default: 1]")
+]
+
+
+def _slot_options(
+    slots: int | None, gpus: list[str] | None, gpus_per_slot: int | None
+) -> dict[str, Any]:
+    """The slot settings given on the command line (only those given)."""
+    given = {"slots": slots, "gpus": _gpu_list(gpus), "gpus_per_slot": gpus_per_slot}
+    return {key: value for key, value in given.items() if value is not None}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -23,6 +24,7 @@ from autoresearch.cli.render import STATUS_STYLES, cycle_line, fmt_metric
 from autoresearch.config import ResearchConfig
 from autoresearch.emitter import ALL_EVENTS, EventEmitter
 from autoresearch.events import (
+    CommitCreatedEvent,
     CycleEndEvent,
     CycleStartEvent,
     NoticeEvent,
@@ -68,6 +70,16 @@ class PlainView:
         return None
 
 
+@dataclass
+class _SlotLine:
+    """What one slot is doing, as the live view shows it."""
+
+    cycle: int
+    phase: str
+    phase_started: float
+    description: str
+
+
 class LiveView(PlainView):
     """A live panel redrawn from events, with finished cycles printed above it."""
 
@@ -80,6 +92,8 @@ class LiveView(PlainView):
         self.best: float | None = None
         self.timed_out = False
         self.recent: deque[CycleResult] = deque(maxlen=5)
+        self.slots: dict[int, _SlotLine] = {}
+        """With parallel slots: what each busy slot is doing."""
         self._live = Live(self, console=console, refresh_per_second=4, transient=True)
 
     def attach(self, emitter: EventEmitter) -> None:
@@ -94,6 +108,9 @@ class LiveView(PlainView):
         self._live.console.print(f"note: {event.message}", highlight=False, markup=False)
 
     def _on_event(self, event: Any) -> None:
+        slot = event.source.slot if getattr(event, "source", None) is not None else None
+        if slot is not None and self.config.slots > 1:
+            self._on_slot_event(slot, event)
         now = time.monotonic()
         if isinstance(event, CycleStartEvent):
             self.cycle, self.cycle_started, self.timed_out = event.cycle, now, False
@@ -112,9 +129,47 @@ class LiveView(PlainView):
                 cycle_line(result, self.config.metric.name), highlight=False, markup=False
             )
 
+    def _on_slot_event(self, slot: int, event: Any) -> None:
+        now = time.monotonic()
+        if isinstance(event, CycleStartEvent):
+            self.slots[slot] = _SlotLine(event.cycle, "bootstrap", now, "")
+        line = self.slots.get(slot)
+        if line is None:
+            return
+        if isinstance(event, PhaseEnterEvent):
+            line.phase, line.phase_started = event.phase, now
+        elif isinstance(event, CommitCreatedEvent):
+            line.description = event.description
+        elif isinstance(event, TimeoutEvent):
+            line.phase = "timed out, stopping"
+        elif isinstance(event, CycleEndEvent):
+            del self.slots[slot]
+
+    def _slot_table(self, now: float, timeout_s: float) -> Table:
+        """One line per slot: slot, cycle, phase, elapsed/timeout, what it tries."""
+        table = Table(box=None, show_header=False, padding=(0, 1))
+        for slot in range(1, self.config.slots + 1):
+            line = self.slots.get(slot)
+            if line is None:
+                table.add_row(f"slot {slot}", "", Text("idle", style="dim"), "", "")
+                continue
+            clock = ""
+            if line.phase == "execute":
+                clock = f"{now - line.phase_started:.0f}s / {timeout_s:g}s"
+            table.add_row(
+                f"slot {slot}",
+                f"#{line.cycle}",
+                Text(line.phase, style="cyan"),
+                clock,
+                line.description[:32],
+            )
+        return table
+
     def __rich__(self) -> RenderableType:
         now = time.monotonic()
         timeout_s = self.config.timeout_ms / 1000
+        if self.config.slots > 1:
+            return self._slots_panel(now, timeout_s)
         head = Table.grid(padding=(0, 2))
         head.add_column(style="bold")
         head.add_column()
@@ -136,6 +191,16 @@ class LiveView(PlainView):
             )
         title = f"autoresearch · {self.config.branch}"
         return Panel(Group(head, recent), title=title, title_align="left", expand=False)
+
+    def _slots_panel(self, now: float, timeout_s: float) -> RenderableType:
+        best = Text(f"best {self.config.metric.name} {fmt_metric(self.best)}", style="bold")
+        title = f"autoresearch · {self.config.branch} · {self.config.slots} slots"
+        return Panel(
+            Group(best, self._slot_table(now, timeout_s)),
+            title=title,
+            title_align="left",
+            expand=False,
+        )
 
     def __enter__(self) -> LiveView:
         self._live.start()

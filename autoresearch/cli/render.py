@@ -83,6 +83,8 @@ def status_table(
     table.add_row("best commit", (state.best_commit or "-")[:7])
     last = state.last_status or "-"
     table.add_row("last status", Text(last, style=STATUS_STYLES.get(last, "")))
+    for entry in sorted(state.in_flight, key=lambda r: r.slot):
+        table.add_row(f"slot {entry.slot}", f"cycle {entry.cycle}, {entry.phase}")
     return table
 
 
