@@ -70,7 +70,7 @@ if TYPE_CHECKING:
         TaskStatus,
         current_task_id,
     )
-    from autoresearch.worker import ResearchWorker
+    from autoresearch.worker import ResearchWorker, Stop
     from autoresearch.workspace import ResearchState, Workspace
 
 __version__ = "0.1.0"
@@ -121,6 +121,7 @@ _EXPORTS: dict[str, str] = {
     "ResearchContext": "autoresearch.proposers.base",
     "ResearchState": "autoresearch.workspace",
     "ResearchWorker": "autoresearch.worker",
+    "Stop": "autoresearch.worker",
     "RunRecord": "autoresearch.results",
     "ScriptedProposer": "autoresearch.proposers.scripted",
     "ScriptedStep": "autoresearch.proposers.scripted",
@@ -209,6 +210,7 @@ __all__ = [
     "ScriptedStep",
     "ServerError",
     "Status",
+    "Stop",
     "StoppedEvent",
     "Task",
     "TaskBudget",

@@ -78,7 +78,7 @@ from autoresearch.sandbox import sandbox_tmp, sandboxed_command
 from autoresearch.slots import SlotCheckouts
 from autoresearch.workspace import Measured, ResearchState, RunningCycle, Workspace
 
-__all__ = ["ResearchWorker"]
+__all__ = ["AfterCycle", "BeforeCycle", "ResearchWorker", "Stop"]
 
 logger = logging.getLogger("autoresearch")
 T = TypeVar("T")
@@ -153,6 +153,31 @@ class _Cycle:
     def written(self) -> dict[str, str] | None:
         """The blob ids of what the engine wrote this cycle before committing it."""
         return self.applied.blobs if self.applied is not None else None
+
+
+@dataclass(frozen=True)
+class Stop:
+    """A reason for :meth:`ResearchWorker.run` to end (``before_cycle`` returns one)."""
+
+    reason: StopReason
+    message: str | None = None
+
+
+BeforeCycle = Callable[[list[CycleResult]], Awaitable["Stop | str | None"]]
+"""Awaited before each cycle with the results so far: a :class:`Stop`, or the cycle's hint."""
+
+AfterCycle = Callable[[CycleResult], Awaitable[None]]
+"""Awaited with each cycle's result once it is recorded."""
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """When :meth:`ResearchWorker.run` stops, and what it tells its caller."""
+
+    max_cycles: int | None
+    hint: str | None
+    before_cycle: BeforeCycle | None
+    after_cycle: AfterCycle | None
 
 
 @dataclass(frozen=True)
@@ -268,35 +293,75 @@ class ResearchWorker:
                 return await self._run_cycle(hint)
 
     async def run(
-        self, max_cycles: int | None = None, hint: str | None = None
+        self,
+        max_cycles: int | None = None,
+        hint: str | None = None,
+        *,
+        before_cycle: BeforeCycle | None = None,
+        after_cycle: AfterCycle | None = None,
+        announce: bool = True,
     ) -> list[CycleResult]:
-        """Run cycles until ``max_cycles``, :meth:`stop` or cancellation; emit ``stopped``.
+        """Run cycles until a stop rule says so or cancellation; emit ``stopped``.
 
-        The loop also ends by itself (reason ``error``, the results so far returned) when the
-        baseline fails three times in a row or ten cycles in a row are ``invalid``: both mean
-        that more cycles cannot help.
+        The one loop for the SDK, the CLI and the task worker. It ends (in-flight cycles of
+        other slots finish first) at ``max_cycles`` (reason ``max-runs``), after :meth:`stop`
+        (``manual``), by itself when more cycles cannot help (``error``: the baseline failed
+        three times in a row, or ten cycles in a row were ``invalid``), or when
+        ``before_cycle`` returns a :class:`Stop`. ``before_cycle`` is awaited with the results
+        so far before each cycle starts (with slots, when a slot frees up) and may instead
+        return that cycle's hint; ``after_cycle`` is awaited with each result once it is
+        recorded. ``announce=False`` leaves ``autoresearch:stopped`` to the caller.
         """
         if max_cycles is not None and max_cycles < 1:
             raise ConfigError("max_cycles: must be at least 1", field="max_cycles")
         self._stop_requested = False
         results: list[CycleResult] = []
-        reason: StopReason = "max-runs"
-        message: str | None = None
+        rules = _Rules(max_cycles, hint, before_cycle, after_cycle)
         with self._source():
             try:
                 await self.prepare()
                 loop = self._run_slots if self.config.slots > 1 else self._run_serial
-                reason, message = await loop(max_cycles, hint, results)
+                stop = await loop(rules, results)
             except anyio.get_cancelled_exc_class():
-                with anyio.CancelScope(shield=True):
-                    await self._emit(StoppedEvent(reason="cancelled", cycles=len(results)))
+                if announce:
+                    with anyio.CancelScope(shield=True):
+                        await self._emit(StoppedEvent(reason="cancelled", cycles=len(results)))
                 raise
             except Exception as exc:
-                reason, message = "error", f"{type(exc).__name__}: {exc}"
-                await self._emit(StoppedEvent(reason=reason, cycles=len(results), message=message))
+                if announce:
+                    message = f"{type(exc).__name__}: {exc}"
+                    await self._emit(
+                        StoppedEvent(reason="error", cycles=len(results), message=message)
+                    )
                 raise
-            await self._emit(StoppedEvent(reason=reason, cycles=len(results), message=message))
+            if announce:
+                await self._emit(
+                    StoppedEvent(reason=stop.reason, cycles=len(results), message=stop.message)
+                )
         return results
+
+    async def _next(
+        self, rules: _Rules, results: list[CycleResult], started: int
+    ) -> Stop | str | None:
+        """Whether another cycle starts now: the stop that ends the loop, or its hint."""
+        if rules.max_cycles is not None and started >= rules.max_cycles:
+            return Stop("max-runs")
+        if self._stop_requested:
+            return Stop("manual")
+        message = _give_up(results)
+        if message is not None:
+            return Stop("error", message)
+        if rules.before_cycle is None:
+            return rules.hint
+        step = await rules.before_cycle(list(results))
+        return rules.hint if step is None else step
+
+    async def _record_result(
+        self, rules: _Rules, results: list[CycleResult], result: CycleResult
+    ) -> None:
+        results.append(result)
+        if rules.after_cycle is not None:
+            await rules.after_cycle(result)
 
     def stop(self) -> None:
         """Ask :meth:`run` to end after the cycle in progress (reason ``manual``).
@@ -305,22 +370,13 @@ class ResearchWorker:
         """
         self._stop_requested = True
 
-    async def _run_serial(
-        self, max_cycles: int | None, hint: str | None, results: list[CycleResult]
-    ) -> tuple[StopReason, str | None]:
+    async def _run_serial(self, rules: _Rules, results: list[CycleResult]) -> Stop:
         """One cycle at a time, in the user's checkout."""
-        while max_cycles is None or len(results) < max_cycles:
-            if self._stop_requested:
-                return "manual", None
-            results.append(await self.run_experiment_cycle(hint))
-            message = _give_up(results)
-            if message is not None:
-                return "error", message
-        return "max-runs", None
+        while not isinstance(step := await self._next(rules, results, len(results)), Stop):
+            await self._record_result(rules, results, await self.run_experiment_cycle(step))
+        return step
 
-    async def _run_slots(
-        self, max_cycles: int | None, hint: str | None, results: list[CycleResult]
-    ) -> tuple[StopReason, str | None]:
+    async def _run_slots(self, rules: _Rules, results: list[CycleResult]) -> Stop:
         """Up to ``slots`` cycles at once, each in its own checkout; decisions one at a time.
 
         A slot that frees up takes a queued replay, else a new proposal made against the best
@@ -334,11 +390,10 @@ class ResearchWorker:
             send.send_nowait(slot)
         failure: list[BaseException] = []
         started = 0
-        verdict: tuple[StopReason, str | None] = ("max-runs", None)
 
-        async def one(slot: int, group: TaskGroup) -> None:
+        async def one(slot: int, hint: str | None, group: TaskGroup) -> None:
             try:
-                results.append(await self._slot_cycle(slot, hint))
+                await self._record_result(rules, results, await self._slot_cycle(slot, hint))
             except Exception as exc:
                 failure.append(exc)
                 group.cancel_scope.cancel()
@@ -346,25 +401,23 @@ class ResearchWorker:
                 send.send_nowait(slot)
 
         async with send, receive, anyio.create_task_group() as group:
-            while max_cycles is None or started < max_cycles:
+            while True:
                 slot = await receive.receive()
-                if self._stop_requested:
-                    verdict = ("manual", None)
+                step = await self._next(rules, results, started)
+                if isinstance(step, Stop):
+                    stop = step
                     break
-                if (message := _give_up(results)) is not None:
-                    verdict = ("error", message)
-                    break
+                started += 1
                 if await self._needs_baseline():
                     held = [slot] + [await receive.receive() for _ in range(slots - 1)]
-                    results.append(await self._slot_cycle(held[0], hint))
+                    await self._record_result(rules, results, await self._slot_cycle(slot, step))
                     for free in held:
                         send.send_nowait(free)
                 else:
-                    group.start_soon(one, slot, group)
-                started += 1
+                    group.start_soon(one, slot, step, group)
         if failure:
             raise failure[0]
-        return verdict
+        return stop
 
     async def _needs_baseline(self) -> bool:
         """Whether the next cycle must measure the research branch as it is (alone)."""
