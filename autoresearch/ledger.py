@@ -9,6 +9,8 @@ costs nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import anyio
@@ -17,12 +19,70 @@ from autoresearch.config import ResearchConfig
 from autoresearch.results import RunRecord
 from autoresearch.workspace import ResearchState, Workspace
 
-__all__ = ["Ledger", "now_iso"]
+__all__ = ["Ledger", "Summary", "now_iso", "summarize"]
 
 
 def now_iso() -> str:
     """The current UTC time as state.json and the records write it (seconds, ``Z``)."""
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The counts and the headline numbers of a research run, as every view shows them.
+
+    One definition for ``status``, ``results``, ``plot``, ``report`` and the state a worker
+    rebuilds: the baseline is the first kept baseline (a crashed one measured nothing to
+    compare with), the best is the last kept metric.
+    """
+
+    cycles: int
+    kept: int
+    """Kept cycles, baselines included."""
+    discarded: int
+    crashed: int
+    timed_out: int
+    invalid: int
+    baseline: float | None
+    best: float | None
+    best_cycle: int | None
+    best_commit: str | None = None
+    improvements: int = 0
+    """Kept changes, not counting baselines."""
+    last: RunRecord | None = None
+
+    @property
+    def change_pct(self) -> float | None:
+        """How far the best moved from the baseline, in percent of the baseline (signed)."""
+        if self.baseline is None or self.best is None or self.baseline == 0:
+            return None
+        return (self.best - self.baseline) / abs(self.baseline) * 100
+
+    @property
+    def failures(self) -> int:
+        """Cycles that ended without a usable metric: crash, timeout or invalid."""
+        return self.crashed + self.timed_out + self.invalid
+
+
+def summarize(records: Sequence[RunRecord]) -> Summary:
+    """Count the statuses and find the baseline and the best (the last kept metric)."""
+    kept = [r for r in records if r.status == "keep"]
+    baseline = next((r for r in kept if r.baseline and r.metric is not None), None)
+    best = kept[-1] if kept else None
+    return Summary(
+        cycles=len(records),
+        kept=len(kept),
+        discarded=sum(r.status == "discard" for r in records),
+        crashed=sum(r.status == "crash" for r in records),
+        timed_out=sum(r.status == "timeout" for r in records),
+        invalid=sum(r.status == "invalid" for r in records),
+        baseline=baseline.metric if baseline else None,
+        best=best.metric if best else None,
+        best_cycle=best.cycle if best else None,
+        best_commit=best.commit if best else None,
+        improvements=sum(not r.baseline for r in kept),
+        last=records[-1] if records else None,
+    )
 
 
 class Ledger:
@@ -55,20 +115,17 @@ class Ledger:
         """
         self.history = await self.workspace.load_runs(self.config.metric.name)
         now = now_iso()
-        keeps = [r for r in self.history if r.status == "keep"]
-        baseline = next((r for r in self.history if r.baseline and r.status == "keep"), None)
-        best = keeps[-1] if keeps else None
-        last = self.history[-1] if self.history else None
+        summary = summarize(self.history)
         self._state = ResearchState(
             branch=self.config.branch,
             tag=self.config.tag,
             phase="idle",
-            cycle_count=len(self.history),
-            keep_count=len(keeps),
-            best_metric=best.metric if best else None,
-            baseline_metric=baseline.metric if baseline else None,
-            best_commit=best.commit if best else (saved.best_commit if saved else None) or head,
-            last_status=last.status if last else None,
+            cycle_count=summary.cycles,
+            keep_count=summary.kept,
+            best_metric=summary.best,
+            baseline_metric=summary.baseline,
+            best_commit=summary.best_commit or (saved.best_commit if saved else None) or head,
+            last_status=summary.last.status if summary.last else None,
             started_at=saved.started_at if saved else now,
             updated_at=now,
             current_cycle=saved.current_cycle if saved else None,

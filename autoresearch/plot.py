@@ -27,6 +27,7 @@ import anyio
 
 from autoresearch.config import Direction
 from autoresearch.errors import AutoResearchError, ConfigError
+from autoresearch.ledger import Summary, summarize
 from autoresearch.metrics import format_metric
 from autoresearch.results import RunRecord
 from autoresearch.workspace import Workspace
@@ -113,57 +114,6 @@ async def load_progress(repo_path: str | Path) -> Progress:
         metric=config.metric.name,
         direction=config.metric.direction,
         records=tuple(records),
-    )
-
-
-@dataclass(frozen=True)
-class Summary:
-    """The counts and the headline numbers of a research run."""
-
-    cycles: int
-    kept: int
-    """Kept cycles, the baseline included."""
-    discarded: int
-    crashed: int
-    timed_out: int
-    invalid: int
-    baseline: float | None
-    best: float | None
-    best_cycle: int | None
-
-    @property
-    def improvements(self) -> int:
-        """Kept changes, not counting the baseline."""
-        return max(0, self.kept - (1 if self.baseline is not None else 0))
-
-    @property
-    def change_pct(self) -> float | None:
-        """How far the best moved from the baseline, in percent of the baseline (signed)."""
-        if self.baseline is None or self.best is None or self.baseline == 0:
-            return None
-        return (self.best - self.baseline) / abs(self.baseline) * 100
-
-    @property
-    def failures(self) -> int:
-        """Cycles that ended without a usable metric: crash, timeout or invalid."""
-        return self.crashed + self.timed_out + self.invalid
-
-
-def summarize(records: Sequence[RunRecord]) -> Summary:
-    """Count the statuses and find the baseline and the best (the last kept metric)."""
-    kept = [r for r in records if r.status == "keep" and r.metric is not None]
-    baseline = next((r.metric for r in kept if r.baseline), None)
-    best = kept[-1] if kept else None
-    return Summary(
-        cycles=len(records),
-        kept=sum(r.status == "keep" for r in records),
-        discarded=sum(r.status == "discard" for r in records),
-        crashed=sum(r.status == "crash" for r in records),
-        timed_out=sum(r.status == "timeout" for r in records),
-        invalid=sum(r.status == "invalid" for r in records),
-        baseline=baseline,
-        best=best.metric if best else None,
-        best_cycle=best.cycle if best else None,
     )
 
 

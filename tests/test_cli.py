@@ -350,3 +350,15 @@ def test_init_mentions_hooks_once(cli_repo: Path, tmp_path: Path) -> None:
     plain = make_repo(tmp_path / "plain", {"train.py": TRAIN, "program.md": "p\n"})
     code, out, _ = invoke("init", str(plain), *SEED_INIT)
     assert code == 0 and "git hooks" not in out
+
+
+def test_status_and_results_agree_on_a_crashed_baseline(cli_repo: Path) -> None:
+    (cli_repo / "train.py").write_text(TRAIN + "raise SystemExit(1)\n")  # prints, then fails
+    git(cli_repo, "commit", "-qam", "a failing run")
+    assert invoke("init", str(cli_repo), *SEED_INIT)[0] == 0
+    assert invoke("run-once", str(cli_repo), "-q")[0] == 0
+    _, results_out, _ = invoke("results", str(cli_repo))
+    _, status_out, _ = invoke("status", str(cli_repo))
+    # The crashed baseline printed a number, but nothing was measured to compare with.
+    assert "1 cycle, 0 kept; baseline - → best -" in results_out
+    assert "- → -" in status_out

@@ -425,6 +425,7 @@ def results(
 ) -> None:
     """The results table: every cycle's commit, metric, delta, memory, status and description."""
     from autoresearch.cli.render import fmt_metric, percent_change, results_table
+    from autoresearch.ledger import summarize
 
     workspace, config = _load(repo)
 
@@ -440,14 +441,12 @@ def results(
         _out().print("no results yet: run `autoresearch run-once` first", markup=False)
         return
     _out().print(results_table(records, config.metric.name, config.metric.direction, limit))
-    kept = [r for r in records if r.status == "keep"]
-    baseline = next((r.metric for r in records if r.baseline and r.metric is not None), None)
-    best = kept[-1].metric if kept else None
-    change = percent_change(baseline, best)
+    summary = summarize(records)
+    change = percent_change(summary.baseline, summary.best)
     _out().print(
-        f"{len(records)} cycle{'s' if len(records) != 1 else ''}, {len(kept)} kept; "
-        f"baseline {fmt_metric(baseline)} → best "
-        f"{fmt_metric(best)} {change}",
+        f"{summary.cycles} cycle{'s' if summary.cycles != 1 else ''}, {summary.kept} kept; "
+        f"baseline {fmt_metric(summary.baseline)} → best "
+        f"{fmt_metric(summary.best)} {change}",
         markup=False,
     )
 
