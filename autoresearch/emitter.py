@@ -16,7 +16,9 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
@@ -26,7 +28,27 @@ from blinker import ANY, Namespace, Signal
 
 from autoresearch.events import _SOURCE, EVENT_MODELS, EVENT_NAMES, ErrorEvent, Event
 
-__all__ = ["ALL_EVENTS", "EventEmitter", "EventStream", "Handler"]
+__all__ = ["ALL_EVENTS", "EventEmitter", "EventStream", "Handler", "handlers_within"]
+
+_DEADLINE: ContextVar[float | None] = ContextVar("autoresearch_handler_deadline", default=None)
+
+
+@contextmanager
+def handlers_within(seconds: float) -> Iterator[None]:
+    """Give async event handlers awaited inside at most ``seconds`` in all, then cut them off.
+
+    The engine uses it for the events of a cleanup after cancellation, so a slow handler
+    cannot hold up the exit (a handler that sleeps 4 s on every event is cut at the deadline,
+    logged, and the remaining events still reach the other handlers).
+    """
+    deadline = anyio.current_time() + seconds
+    outer = _DEADLINE.get()
+    token = _DEADLINE.set(deadline if outer is None else min(outer, deadline))
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
 
 logger = logging.getLogger("autoresearch")
 
@@ -134,9 +156,21 @@ class EventEmitter:
                 try:
                     result = receiver(event)
                     if inspect.isawaitable(result):
-                        await result
+                        await self._await_handler(result, receiver, event)
                 except Exception as exc:
                     await self._report_handler_failure(event, receiver, exc)
+
+    @staticmethod
+    async def _await_handler(result: Awaitable[Any], receiver: Handler, event: Event) -> None:
+        deadline = _DEADLINE.get()
+        if deadline is None:
+            await result
+            return
+        with anyio.move_on_after(max(0.0, deadline - anyio.current_time())) as scope:
+            await result
+        if scope.cancelled_caught:
+            label = getattr(receiver, "__qualname__", repr(receiver))
+            logger.warning("event handler %s cut off on %s (stopping)", label, event.type)
 
     async def _report_handler_failure(
         self, event: Event, receiver: Handler, exc: Exception

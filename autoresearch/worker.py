@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractContextManager
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -30,7 +30,7 @@ from autoresearch.config import ResearchConfig
 from autoresearch.context import ContextCache, build_analysis
 from autoresearch.decision import Policy, judge
 from autoresearch.edits import AppliedChanges, ChangeSet, PathPolicy, apply_changes, check_syntax
-from autoresearch.emitter import EventEmitter
+from autoresearch.emitter import EventEmitter, handlers_within
 from autoresearch.errors import (
     AuthenticationError,
     BadRequestError,
@@ -85,6 +85,21 @@ T = TypeVar("T")
 
 CLEANUP_TIMEOUT_S = 30.0
 """How long the shielded cleanup after a cancelled cycle may take."""
+
+HANDLER_GRACE_S = 0.5
+"""How long async event handlers get, in all, for the events of one cleanup after a cancel."""
+
+
+@contextmanager
+def _cleanup() -> Iterator[None]:
+    """The cleanup after a cancellation: shielded, under a deadline, with handlers cut short."""
+    with (
+        anyio.CancelScope(shield=True),
+        anyio.move_on_after(CLEANUP_TIMEOUT_S),
+        handlers_within(HANDLER_GRACE_S),
+    ):
+        yield
+
 
 _DURABLE_PHASES = frozenset({"bootstrap", "execute"})
 
@@ -324,7 +339,7 @@ class ResearchWorker:
                 stop = await loop(rules, results)
             except anyio.get_cancelled_exc_class():
                 if announce:
-                    with anyio.CancelScope(shield=True):
+                    with anyio.CancelScope(shield=True), handlers_within(HANDLER_GRACE_S):
                         await self._emit(StoppedEvent(reason="cancelled", cycles=len(results)))
                 raise
             except Exception as exc:
@@ -467,7 +482,7 @@ class ResearchWorker:
         try:
             measurement = await self._slot_phases(c, replay)
         except anyio.get_cancelled_exc_class():
-            with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT_S):
+            with _cleanup():
                 await self._abandon(c, f"cancelled in {c.phase}", None)
             raise
         except Exception as exc:
@@ -689,7 +704,7 @@ class ResearchWorker:
         try:
             measurement = await self._cycle(cycle)
         except anyio.get_cancelled_exc_class():
-            with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT_S):
+            with _cleanup():
                 await self._abandon(cycle, f"cancelled in {cycle.phase}", None)
             raise
         except Exception as exc:
@@ -797,14 +812,21 @@ class ResearchWorker:
         await self._emit(PhaseEnterEvent(cycle=c.number, phase=phase))
         started = time.monotonic()
         outcome = "failed"
+        cancelled = False
         try:
             result = await func(*args)
             outcome = "ok"
             return result
+        except anyio.get_cancelled_exc_class():
+            cancelled = True
+            raise
         finally:
             elapsed = int((time.monotonic() - started) * 1000)
             c.durations[phase] = elapsed
-            with anyio.CancelScope(shield=True):
+            with (
+                anyio.CancelScope(shield=True),
+                handlers_within(HANDLER_GRACE_S) if cancelled else nullcontext(),
+            ):
                 await self._emit(
                     PhaseExitEvent(
                         cycle=c.number, phase=phase, duration_ms=elapsed, outcome=outcome

@@ -438,3 +438,32 @@ async def test_run_gives_up_when_the_baseline_keeps_failing(repo: Path, recorder
     assert [r.status for r in results] == ["crash"] * 3
     assert all(r.baseline for r in results)
     assert "baseline" in recorder.of("stopped")[-1].message
+
+
+async def test_a_slow_handler_cannot_hold_up_the_cleanup_after_a_cancel(repo: Path) -> None:
+    neurolink = NeuroLink()
+    finished: list[str] = []
+    started: list[str] = []
+
+    async def slow(event: object) -> None:
+        kind = getattr(event, "type", "")
+        started.append(kind)
+        late = getattr(event, "cycle", None) == 2 or kind == "autoresearch:stopped"
+        if late and kind in ("autoresearch:cycle:end", "autoresearch:stopped"):
+            await anyio.sleep(4)  # a handler that takes its time
+        finished.append(kind)
+
+    neurolink.get_event_emitter().on("*", slow)
+    slow_run = TRAIN.replace("SLEEP = 0.0", "SLEEP = 30.0")
+    steps = [ScriptedStep("slow", [Edit(path="train.py", content=slow_run)])]
+    worker = neurolink.create_research_worker(base_config(repo), proposer=ScriptedProposer(steps))
+    await worker.run_experiment_cycle()
+    with anyio.move_on_after(1.0):
+        await worker.run()
+    await worker.aclose()
+    # The cycle was recorded and announced, but the handler was cut off, not awaited for 4 s.
+    assert runs(repo)[-1]["status"] == "crash"
+    assert "autoresearch:cycle:end" in started and "autoresearch:stopped" in started
+    assert started.count("autoresearch:cycle:end") == 2  # the baseline's, the cancelled one's
+    assert finished.count("autoresearch:cycle:end") == 1  # only the baseline's ran to its end
+    assert "autoresearch:stopped" not in finished

@@ -1,17 +1,23 @@
-"""The task worker: runs active tasks under leases, one cycle at a time, until they end.
+"""The task worker: runs active tasks under leases, each through the research worker's loop.
 
 :class:`TaskRunner` polls the store for active tasks and starts a :class:`_TaskRun` for each one
-whose lease it gets (up to the concurrency limit, one per repository). A task run is:
+whose lease it gets (up to the concurrency limit, one per repository). A task run is a lease and
+a heartbeat around :meth:`ResearchWorker.run`, the one loop of the SDK, the CLI and tasks:
 
 1. create the research worker through the facade and prepare it (this recovers a cycle that a
    crashed worker left undecided, from state.json);
-2. before every cycle, read the task: paused, stopped or deleted ends the run; ``max_runs``,
-   the failure streak and the budget may end the task; the interval is waited out;
-3. run the cycle while a heartbeat renews the lease and watches for ``stop --now`` (which
-   cancels the cycle: the engine kills the experiment, restores the tree and records it);
-4. copy the cycle from the ledger into the task's history. A cycle the engine could not
-   finish (a model outage makes it ``invalid``) counts towards ``max_consecutive_failures``;
-   an error the engine raises (a rejected key, a broken repository) ends the task as ``failed``.
+2. ``before_cycle`` (whenever the loop would start a cycle; with ``slots`` > 1 whenever a slot
+   frees up) reads the task: paused, stopped or deleted ends the loop; ``max_runs`` (cycles
+   started), the failure streak and the budget may end the task; the interval is waited out;
+   otherwise the cycle gets the task's hint;
+3. while the loop runs, a heartbeat renews the lease and watches for ``stop --now`` (which
+   cancels the whole loop: the engine kills the experiments, restores the tree and records
+   every cycle in flight as ``crash``);
+4. ``after_cycle`` copies each finished cycle from the ledger into the task's history. A cycle
+   the engine could not finish (a model outage makes it ``invalid``) counts towards
+   ``max_consecutive_failures``; an error the engine raises (a rejected key, a broken
+   repository) ends the task as ``failed``, and so does the loop's own rule that more cycles
+   cannot help (the baseline failed three times, ten invalid cycles in a row).
 
 Whatever ends it, the repository lock and the lease are given back and ``autoresearch:stopped``
 says why (except when the repository is busy with another process: the task stays active and is
@@ -25,6 +31,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -39,9 +46,10 @@ from autoresearch.events import (
     current_event_source,
     event_source,
 )
-from autoresearch.results import RunRecord, Usage
+from autoresearch.results import CycleResult, RunRecord, Usage
 from autoresearch.tasks.models import ModelPrice, TaskCycle, TaskInfo, TaskStatus
 from autoresearch.tasks.store import now_iso
+from autoresearch.worker import Stop
 
 if TYPE_CHECKING:
     from autoresearch.tasks.manager import TaskManager
@@ -155,14 +163,15 @@ class TaskRunner:
 
 
 class _Heartbeat:
-    """Renews the lease and, while a cycle runs, cancels it when ``stop --now`` is asked."""
+    """Renews the lease and, while cycles run, cancels the loop when ``stop --now`` is asked."""
 
-    def __init__(self, runner: TaskRunner, task_id: str) -> None:
+    def __init__(self, runner: TaskRunner, task_id: str, busy: Callable[[], bool]) -> None:
         self.runner = runner
         self.task_id = task_id
-        self.cycle_scope: anyio.CancelScope | None = None
+        self.busy = busy
+        """Whether a cycle is in flight (``stop --now`` only cancels a loop that runs one)."""
+        self.loop_scope: anyio.CancelScope | None = None
         self.lost = False
-        self.stopped_now = False
 
     async def run(self) -> None:
         runner, store = self.runner, self.runner.store
@@ -174,18 +183,17 @@ class _Heartbeat:
                 if time.monotonic() - renewed >= renew_every:
                     if not await store.renew(self.task_id, runner.owner, runner.lease_seconds):
                         self.lost = True
-                        self._cancel_cycle()
+                        self._cancel_loop()
                         return
                     renewed = time.monotonic()
-                if self.cycle_scope is not None and await store.stop_now_requested(self.task_id):
-                    self.stopped_now = True
-                    self._cancel_cycle()
+                if self.busy() and await store.stop_now_requested(self.task_id):
+                    self._cancel_loop()
             except TaskError as exc:  # a busy store: try again at the next beat
                 logger.warning("task %s: heartbeat failed: %s", self.task_id, exc)
 
-    def _cancel_cycle(self) -> None:
-        if self.cycle_scope is not None:
-            self.cycle_scope.cancel()
+    def _cancel_loop(self) -> None:
+        if self.loop_scope is not None:
+            self.loop_scope.cancel()
 
 
 class _TaskRun:
@@ -196,12 +204,24 @@ class _TaskRun:
         self.manager = runner.manager
         self.store = runner.store
         self.task_id = task_id
-        self.heartbeat = _Heartbeat(runner, task_id)
+        self.heartbeat = _Heartbeat(runner, task_id, busy=lambda: self.in_flight > 0)
         self.worker: ResearchWorker | None = None
         self.first_cycle = 1
         self.price: ModelPrice | None = None
         self.recorded: set[int] = set()
+        self.counted = 0
+        """Cycles of the task recorded before this run's loop started (``max_runs`` counts on)."""
+        self.started = 0
+        """Cycles this run's loop started (``before_cycle`` said go)."""
         self.cycles_run = 0
+        """Cycles this run's loop finished and recorded (``after_cycle`` saw them)."""
+        self.stop: Stop | None = None
+        """Why ``before_cycle`` ended the loop, once it has."""
+
+    @property
+    def in_flight(self) -> int:
+        """Cycles started and not finished yet (up to the config's ``slots``)."""
+        return self.started - self.cycles_run
 
     async def run(self) -> None:
         outcome: tuple[StopReason, str | None] | None = None
@@ -235,7 +255,7 @@ class _TaskRun:
             if outcome is not None:
                 await self._emit(self._stopped(*outcome))
 
-    # -- the loop ------------------------------------------------------------------------
+    # -- the lease around the worker's loop ----------------------------------------------
 
     async def _drive(self) -> tuple[StopReason, str | None]:
         info = await self.store.get(self.task_id)
@@ -255,65 +275,98 @@ class _TaskRun:
         self.recorded = {c.cycle for c in await self.store.cycles(self.task_id)}
         self.price = await self.manager.price_of(task)
         await self._record(count_failures=False)  # a cycle the engine recovered while preparing
-        while True:
-            step = await self._before_cycle()
-            if not isinstance(step, TaskInfo):
-                return step
-            if await self._cycle(step.task.hint_for(step.cycles)):
-                return await self._after_cancel()
-
-    async def _cycle(self, hint: str | None) -> bool:
-        """Run one cycle and record it; ``True`` if the heartbeat cancelled it."""
-        assert self.worker is not None
+        self.counted = len(self.recorded)
         with anyio.CancelScope() as scope:
-            self.heartbeat.cycle_scope = scope
+            self.heartbeat.loop_scope = scope
             try:
-                await self.worker.run_experiment_cycle(hint)
+                results = await self.worker.run(
+                    before_cycle=self._before_cycle,
+                    after_cycle=self._after_cycle,
+                    announce=False,
+                )
             finally:
-                self.heartbeat.cycle_scope = None
+                self.heartbeat.loop_scope = None
         if scope.cancelled_caught:
-            await self._record(count_failures=False)
-            return True
+            return await self._after_cancel()
+        if self.stop is not None:
+            return self.stop.reason, self.stop.message
+        return await self._engine_gave_up(results)
+
+    async def _before_cycle(self, results: list[CycleResult]) -> Stop | str | None:
+        """The worker's ``before_cycle``: the next cycle's hint, or why the task stops.
+
+        Waits out the interval first (reading the task again at every poll, so a pause takes
+        effect without waiting it out).
+        """
+        while not isinstance(step := await self._read(), Stop):
+            wait = self._wait_left(step)
+            if wait <= 0:
+                index = self.counted + self.started  # the task's own numbering, from 0
+                self.started += 1
+                return step.task.hint_for(index)
+            await anyio.sleep(min(wait, self.runner.poll_interval))
+        self.stop = step
+        return step
+
+    async def _after_cycle(self, result: CycleResult) -> None:
+        """The worker's ``after_cycle``: copy the finished cycle into the task's history."""
         self.cycles_run += 1
         await self._record(count_failures=True)
-        return False
 
     async def _after_cancel(self) -> tuple[StopReason, str | None]:
+        """The heartbeat cancelled the loop: the engine recorded its cycles as ``crash``."""
+        cancelled = self.in_flight
+        await self._record(count_failures=False)
         if self.heartbeat.lost:
             return "cancelled", "another worker took over the lease"
         await self.store.clear_stop_now(self.task_id)
-        await self._end("stopped", "stopped by hand (now): the running cycle was cancelled")
-        return "manual", "stopped now: the running cycle was cancelled and recorded"
+        what = "the running cycle was" if cancelled <= 1 else f"the {cancelled} running cycles were"
+        await self._end("stopped", f"stopped by hand (now): {what} cancelled")
+        return "manual", f"stopped now: {what} cancelled and recorded"
 
-    async def _before_cycle(self) -> TaskInfo | tuple[StopReason, str | None]:
-        """Read the task at the cycle boundary: the task to go on with, or why to stop."""
+    async def _engine_gave_up(self, results: list[CycleResult]) -> tuple[StopReason, str | None]:
+        """The worker's loop ended by its own rule (more cycles cannot help).
+
+        The task's own rules are read first (three failed baselines are also three failed
+        cycles in a row); otherwise the task ends ``failed`` with the last cycle as the reason.
+        """
+        step = await self._read()
+        if isinstance(step, Stop):
+            return step.reason, step.message
+        last = results[-1] if results else None
+        why = "the research loop stopped: more cycles cannot help"
+        if last is not None:
+            why += f" (last: cycle {last.cycle} {last.status}: {last.description})"
+        await self._end("failed", why)
+        return "error", why
+
+    async def _read(self) -> TaskInfo | Stop:
+        """Read the task between cycles: the task to go on with, or why to stop."""
         while True:
             info = await self.store.get(self.task_id)
             if info is None:
-                return "manual", "the task was deleted"
+                return Stop("manual", "the task was deleted")
             if self.heartbeat.lost:
-                return "cancelled", "another worker took over the lease"
+                return Stop("cancelled", "another worker took over the lease")
             if info.status == "paused":
-                return "paused", info.reason
+                return Stop("paused", info.reason)
             if info.status != "active":
                 if info.stop_now:
                     await self.store.clear_stop_now(self.task_id)
-                return "manual", info.reason or f"the task is {info.status}"
+                return Stop("manual", info.reason or f"the task is {info.status}")
             verdict = await self._limit_reached(info)
-            if verdict is not None:
-                status, why = verdict
-                if await self._end(status, why):
-                    return _END_REASONS[status], why
-                continue  # someone changed the status meanwhile: read it again
-            wait = self._wait_left(info)
-            if wait <= 0:
+            if verdict is None:
                 return info
-            await anyio.sleep(min(wait, self.runner.poll_interval))
+            status, why = verdict
+            if await self._end(status, why):
+                return Stop(_END_REASONS[status], why)
+            # someone changed the status meanwhile: read it again
 
     async def _limit_reached(self, info: TaskInfo) -> tuple[TaskStatus, str] | None:
         task = info.task
-        if task.max_runs is not None and info.cycles >= task.max_runs:
-            return "completed", f"ran {info.cycles} cycles (max_runs {task.max_runs})"
+        started = self.counted + self.started  # with slots, cycles in flight count already
+        if task.max_runs is not None and started >= task.max_runs:
+            return "completed", f"ran {started} cycles (max_runs {task.max_runs})"
         if info.failures >= task.max_consecutive_failures:
             last = (await self.store.cycles(self.task_id))[-1]
             return "failed", (
