@@ -25,6 +25,7 @@ from autoresearch.workspace import Workspace
 if TYPE_CHECKING:
     import httpx
 
+    from autoresearch.history import CycleDetail
     from autoresearch.tasks import Task, TaskInfo, TaskManager
 
 __all__ = ["LOCAL_PROVIDER", "NeuroLink", "ResetResult"]
@@ -192,6 +193,12 @@ class NeuroLink:
             folder=folder, refs=f"{prefix}archive/{stamp}/" if renames else None, tag=config.tag
         )
 
+    async def cycle_detail(self, repo_path: str | Path, cycle: int) -> CycleDetail:
+        """One finished cycle in full: record, diff and log tail (reads only; no lock)."""
+        from autoresearch.history import cycle_detail
+
+        return await cycle_detail(repo_path, cycle)
+
     def http_client(self) -> httpx.AsyncClient:
         """The one HTTP client every provider of this facade shares (created on first use)."""
         if self._client is None:
@@ -282,4 +289,5 @@ class NeuroLink:
     initResearch = init_research
     loadResearchWorker = load_research_worker
     resetResearch = reset_research
+    cycleDetail = cycle_detail
     getEventEmitter = get_event_emitter

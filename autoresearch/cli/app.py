@@ -38,7 +38,6 @@ from autoresearch.cli.errors import (
     _usage_error,
     install_log_lines,
 )
-from autoresearch.errors import ConfigError
 
 if TYPE_CHECKING:  # the SDK loads when a command runs, so `autoresearch --help` stays quick
     from autoresearch.cli.interrupt import Interruption
@@ -482,32 +481,15 @@ def show(
                 else f"CYCLE must be a cycle number, got {given!r} (show [REPO] CYCLE)"
             )
         repo, cycle = None, int(given)
-    workspace, config = _load(repo)
-    from autoresearch.gitrepo import GitRepo
+    from autoresearch.history import cycle_detail
 
-    async def main() -> tuple[Any, str, str | None]:
-        records = await workspace.load_runs(config.metric.name, repair=False)
-        record = next((r for r in records if r.cycle == cycle), None)
-        if record is None:
-            last = records[-1].cycle if records else 0
-            raise ConfigError(
-                f"cycle: there is no cycle {cycle} (this repository has cycles 1 to {last})"
-                if last
-                else f"cycle: there is no cycle {cycle} (no cycle has run yet)",
-                field="cycle",
-            )
-        diff = ""
-        if not record.baseline and record.commit != record.parent_commit:
-            git = await GitRepo.open(workspace.repo_path)
-            diff = await git.diff(record.commit)
-        tail = await workspace.read_log_tail(cycle, 3000)
-        return record, diff, tail
-
-    record, diff, tail = _run(main)
+    root, number = _find_repo(repo), cycle
+    detail = _run(lambda: cycle_detail(root, number))
+    record, diff, tail = detail.record, detail.diff, detail.log_tail
     console = _out()
     console.print(f"cycle {record.cycle}: {record.status}", style="bold", markup=False)
     console.print(f"description: {record.description}", markup=False)
-    console.print(f"{config.metric.name}: {fmt_metric(record.metric)}", markup=False)
+    console.print(f"{detail.metric_name}: {fmt_metric(record.metric)}", markup=False)
     console.print(f"commit: {record.commit}", markup=False)
     if record.baseline:
         console.print("(the baseline: the unmodified code)", markup=False)
