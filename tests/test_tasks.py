@@ -164,6 +164,44 @@ async def test_failures_in_a_row_end_the_task_failed(repo: Path, recorder: Recor
     assert (await manager.get("lr")).cycles == 4
 
 
+async def test_a_baseline_that_keeps_failing_ends_the_task_by_the_tasks_own_rule(
+    repo: Path, recorder: Recorder
+) -> None:
+    # The worker's loop also gives up after three failed baselines; the task's rule (three
+    # failed cycles in a row, the default) says it first, with the task's message.
+    manager = manager_for(recorder)
+    bad = task_dict(repo)
+    bad["autoresearch"]["runCommand"] = f"{PY} -c 'raise SystemExit(3)'"
+    await manager.save(bad)
+    await run_until_idle(manager)
+    info = await manager.get("lr")
+    assert info.status == "failed" and info.cycles == 3 and info.failures == 3
+    assert info.reason is not None
+    assert info.reason.startswith("3 failed cycles in a row (last: cycle 3 crash: baseline")
+    (stopped,) = recorder.of("stopped")
+    assert stopped.reason == "failed" and stopped.cycles == 3
+
+
+async def test_the_loops_own_stop_rule_ends_a_task_that_tolerates_more_failures(
+    repo: Path, recorder: Recorder
+) -> None:
+    manager = manager_for(recorder)
+    bad = task_dict(repo, maxConsecutiveFailures=5)
+    bad["autoresearch"]["runCommand"] = f"{PY} -c 'raise SystemExit(3)'"
+    await manager.save(bad)
+    await run_until_idle(manager)
+    info = await manager.get("lr")
+    assert info.status == "failed" and info.cycles == 3  # not 5: the baseline cannot pass
+    assert info.reason == (
+        "the research loop stopped: more cycles cannot help (last: cycle 3 crash: baseline "
+        "(exit code 3))"
+    )
+    (stopped,) = recorder.of("stopped")
+    assert stopped.reason == "error" and stopped.message == f"task lr: {info.reason}"
+    assert [r["cycle"] for r in ledger(repo)] == [1, 2, 3]
+    assert git(repo, "status", "--porcelain") == ""
+
+
 class FlakyProvider(ScriptedProposer):
     """A scripted proposer whose model call fails in the cycles named in ``failures``."""
 

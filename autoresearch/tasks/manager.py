@@ -3,7 +3,8 @@
 Saving only persists (as the seed says): it checks the definition and the repository (without
 writing to it) and stores the task as ``active``. :meth:`TaskManager.start_worker` runs the
 active tasks. ``pause``/``resume``/``stop`` only change the stored status, so they work from any
-process; a worker reads the status before every cycle (and ``stop(now=True)`` while a cycle runs).
+process; a worker reads the status before every cycle starts (and ``stop(now=True)`` while cycles
+run).
 """
 
 from __future__ import annotations
@@ -192,7 +193,7 @@ class TaskManager:
     # -- changing status -----------------------------------------------------------------
 
     async def pause(self, task_id: str) -> TaskInfo:
-        """Pause an active task: its worker finishes the cycle in progress and runs no more."""
+        """Pause an active task: its worker finishes the cycles in progress and starts no more."""
 
         def rule(info: TaskInfo) -> tuple[TaskStatus, str | None] | None:
             if info.status == "paused":
@@ -225,10 +226,11 @@ class TaskManager:
         return await self.store.transition(task_id, rule)
 
     async def stop(self, task_id: str, *, now: bool = False) -> TaskInfo:
-        """Stop a task after its cycle in progress; with ``now``, cancel that cycle too.
+        """Stop a task after its cycles in progress; with ``now``, cancel them too.
 
-        A cancelled cycle is handled like Ctrl-C: the experiment is killed, the tree restored
-        and the cycle recorded as ``crash``. Stopping a finished task changes nothing.
+        Cancelled cycles are handled like Ctrl-C: the experiments are killed, the tree restored
+        and every cycle in flight recorded once as ``crash``. Stopping a finished task changes
+        nothing.
         """
 
         def rule(info: TaskInfo) -> tuple[TaskStatus, str | None] | None:

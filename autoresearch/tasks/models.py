@@ -180,7 +180,9 @@ class TaskOptions(CamelModel):
     interval: float = Field(default=0.0, ge=0)
     """Seconds from the end of one cycle to the start of the next (0: back to back)."""
     max_runs: int | None = Field(default=None, ge=1)
-    """Cycles this task runs in all (across restarts) before it is ``completed``; None: no end."""
+    """Cycles this task runs in all (across restarts) before it is ``completed``; None: no end.
+
+    Counted when a cycle starts, so a task with parallel ``slots`` never starts more."""
     hints: list[str] = Field(default_factory=list)
     max_consecutive_failures: int = Field(default=3, ge=1)
     """This many ``crash``/``timeout``/``invalid`` cycles in a row end the task as ``failed``."""

@@ -183,15 +183,16 @@ class _Heartbeat:
                 if time.monotonic() - renewed >= renew_every:
                     if not await store.renew(self.task_id, runner.owner, runner.lease_seconds):
                         self.lost = True
-                        self._cancel_loop()
+                        self.cancel_loop()
                         return
                     renewed = time.monotonic()
                 if self.busy() and await store.stop_now_requested(self.task_id):
-                    self._cancel_loop()
+                    self.cancel_loop()
             except TaskError as exc:  # a busy store: try again at the next beat
                 logger.warning("task %s: heartbeat failed: %s", self.task_id, exc)
 
-    def _cancel_loop(self) -> None:
+    def cancel_loop(self) -> None:
+        """Cancel the worker's loop (its cycles in flight are recorded as ``crash``)."""
         if self.loop_scope is not None:
             self.loop_scope.cancel()
 
@@ -351,7 +352,9 @@ class _TaskRun:
             if info.status == "paused":
                 return Stop("paused", info.reason)
             if info.status != "active":
-                if info.stop_now:
+                if info.stop_now and self.in_flight:  # before the heartbeat saw it
+                    self.heartbeat.cancel_loop()
+                elif info.stop_now:
                     await self.store.clear_stop_now(self.task_id)
                 return Stop("manual", info.reason or f"the task is {info.status}")
             verdict = await self._limit_reached(info)
