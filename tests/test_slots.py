@@ -7,7 +7,11 @@ nothing here asserts a duration (overlap is read from the order of events).
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +21,7 @@ import pytest
 from autoresearch import Analysis, Edit, NeuroLink, ScriptedProposer, ScriptedStep
 from autoresearch.proposers.base import Plan, ResearchContext
 from tests.conftest import Recorder, base_config, git, make_repo, run_script, snapshot
+from tests.test_cli import _wait_for
 from tests.test_reliability import assert_invariants
 from tests.test_worker import runs
 
@@ -30,7 +35,8 @@ A = 3.0
 
 
 B = 3.0
-time.sleep(float(os.environ.get("NAP", "0.3")))
+if os.environ["AUTORESEARCH_CYCLE"] != "1":  # the baseline is quick; the candidates nap
+    time.sleep(float(os.environ.get("NAP", "0.3")))
 print(f"slot={os.environ['AUTORESEARCH_SLOT']} gpus={os.environ.get('CUDA_VISIBLE_DEVICES')}")
 print(f"data={open('data/x').read()}")
 print(f"val_bpb: {(A - 1) ** 2 + (B - 1) ** 2 + 1:.6f}")
@@ -319,3 +325,53 @@ def test_the_cli_sets_slots_and_gpus_and_refuses_too_few_gpus(two: Path) -> None
     assert seen == {"slot=1 gpus=2,3", "slot=2 gpus=4,5"}
     status = runner.invoke(app, ["status", str(two), "--json"])
     assert json.loads(status.stdout)["inFlight"] == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP])
+def test_a_signal_with_slots_busy_stops_every_slot_and_records_each_cycle_once(
+    two: Path, signum: int
+) -> None:
+    args = ["--target", "train.py", "--run-command", f"{sys.executable} train.py"]
+    args += ["--metric-name", "val_bpb", "--tag", "t1", "--slots", "2"]
+    init = subprocess.run(
+        [sys.executable, "-m", "autoresearch", "init", str(two), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert init.returncode == 0, init.stderr
+    state_path = two / ".autoresearch" / "state.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autoresearch", "run", str(two), "--quiet"],
+        env={**os.environ, "NAP": "30"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(lambda: _executing(state_path) == 2)
+        busy = _runs_of(two)
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signum, err
+    assert "Traceback" not in err
+    records = runs(two)
+    assert sorted(r["cycle"] for r in records) == [1, 2, 3]
+    for record in records[1:]:
+        assert record["status"] == "crash" and "cancelled in execute" in record["description"]
+    assert busy and _runs_of(two) == []  # every slot's run was killed
+    state = json.loads(state_path.read_text())
+    assert state["inFlight"] == [] and state["phase"] == "idle"
+    assert git(two, "status", "--porcelain") == ""
+
+
+def _executing(state_path: Path) -> int:
+    """How many slots state.json says are in their execute phase."""
+    try:
+        state = json.loads(state_path.read_text())
+    except (OSError, ValueError):
+        return 0
+    return sum(entry["phase"] == "execute" for entry in state.get("inFlight", []))
