@@ -804,10 +804,11 @@ class ResearchWorker:
             self._state.phase = "running"
         else:
             self._state.phase = phase
-        if not saved:
+        # Fsync only when recovery needs the change: the cycle began (bootstrap) or a candidate
+        # was committed (execute). Other phase changes are atomic, not forced; with slots they
+        # are not written at all (recovery needs none of them, and the slots share the file).
+        if not saved and (c.running is None or phase in _DURABLE_PHASES):
             self._state.updated_at = now_iso()
-            # Fsync only when recovery needs the change: the cycle began (bootstrap) or a
-            # candidate was committed (execute). Other phase changes are atomic, not forced.
             await self._books.save(durable=phase in _DURABLE_PHASES)
         await self._emit(PhaseEnterEvent(cycle=c.number, phase=phase))
         started = time.monotonic()
@@ -968,7 +969,10 @@ class ResearchWorker:
         )
         assert self._state is not None
         self._state.experiment_pid = None
-        await self.workspace.publish_log(c.number)
+        try:
+            await self.workspace.publish_log(c.number)
+        except OSError:  # run.log is a convenience: the cycle's own log is what counts
+            logger.warning("could not point run.log at cycle %d's log", c.number, exc_info=True)
         return outcome
 
     def _run_env(self, c: _Cycle) -> dict[str, str]:

@@ -496,13 +496,17 @@ class Workspace:
         await anyio.to_thread.run_sync(write)
 
     async def publish_log(self, cycle: int) -> None:
-        """Make run.log the output of ``cycle`` (a hard link when possible, else a copy)."""
+        """Make run.log the output of ``cycle`` (a hard link when possible, else a copy).
+
+        Each cycle uses a temporary name of its own, so slots finishing at the same moment
+        never move each other's file; the last one to finish wins.
+        """
         source = self.log_path(cycle)
 
         def link() -> None:
             if not source.exists():
                 return
-            tmp = self.run_log.with_name(".run.log.tmp")
+            tmp = self.run_log.with_name(f".run.log.{cycle}.tmp")
             tmp.unlink(missing_ok=True)
             try:
                 os.link(source, tmp)

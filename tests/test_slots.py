@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import anyio
 import psutil
 import pytest
 
@@ -375,3 +376,18 @@ def _executing(state_path: Path) -> int:
     except (OSError, ValueError):
         return 0
     return sum(entry["phase"] == "execute" for entry in state.get("inFlight", []))
+
+
+async def test_slots_finishing_together_never_break_run_log(tmp_path: Path) -> None:
+    from autoresearch.workspace import Workspace
+
+    workspace = Workspace(tmp_path)
+    workspace.logs_dir.mkdir(parents=True)
+    for cycle in range(1, 9):
+        workspace.log_path(cycle).write_text(f"log {cycle}\n")
+    for _ in range(50):  # eight slots finishing at the same moment, again and again
+        async with anyio.create_task_group() as group:
+            for cycle in range(1, 9):
+                group.start_soon(workspace.publish_log, cycle)
+    assert workspace.run_log.read_text() in {f"log {n}\n" for n in range(1, 9)}
+    assert not list(workspace.dir.glob(".run.log*.tmp"))
