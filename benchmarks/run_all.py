@@ -1,7 +1,7 @@
 """Run every benchmark, one after another, each in its own process; then print a summary.
 
     python benchmarks/run_all.py            # the full set (the search benchmark takes longest)
-    python benchmarks/run_all.py --quick    # small N everywhere: a smoke test of all seven
+    python benchmarks/run_all.py --quick    # small N everywhere: a smoke test of all eight
     python benchmarks/run_all.py --only events startup
 
 Each benchmark prints its own table and writes benchmarks/results/<name>.json; this script reads
@@ -27,6 +27,7 @@ BENCHMARKS = [
     ("events", "bench_events.py", "5. events vs raw blinker"),
     ("search", "bench_search.py", "6. search efficiency"),
     ("startup", "bench_startup.py", "7. start-up"),
+    ("slots", "bench_slots.py", "8. parallel slots throughput"),
 ]
 
 
@@ -76,6 +77,14 @@ def headline(name: str, data: dict) -> str:
         return (
             f"import {r['import autoresearch']:.2f}x, --help {r['autoresearch --help']:.2f}x "
             "import typer (target <= 1.5x)"
+        )
+    if name == "slots":
+        r = data["ratio"]
+        errors = sum(len(v) for v in data.get("engine_errors", {}).values())
+        return (
+            f"rate_N/(N x rate_1): 2 slots {r['2']['median']:.3f}, 4 slots "
+            f"{r['4']['median']:.3f} (target >= 0.95)"
+            + (f"; {errors} engine error(s), rounds rerun" if errors else "")
         )
     return ""
 
