@@ -451,34 +451,10 @@ class ResearchWorker:
             return await self._cycle_in_slot(slot, hint)
 
     async def _cycle_in_slot(self, slot: int, hint: str | None) -> CycleResult:
-        state, git = self._state, self._git
-        assert state is not None and git is not None and state.best_commit is not None
-        await git.check_head(Expect(self.config.branch))
-        head = await git.head_commit()
-        number = self._next_cycle
-        self._next_cycle += 1
-        rebaseline = await self._announce_rebaseline(head, number)
-        replay = None if rebaseline or not self._replays else self._replays.popleft()
-        running = RunningCycle(cycle=number, slot=slot, parent_commit=head)
-        state.in_flight.append(running)
-        c = _Cycle(
-            number=number,
-            hint=hint,
-            baseline=rebaseline is not None
-            or (state.baseline_metric is None and state.best_metric is None),
-            started_at=now_iso(),
-            started=time.monotonic(),
-            parent=head,
-            rebaseline=rebaseline,
-            slot=slot,
-            running=running,
-            incumbent=state.best_metric,
-            replay_of=replay.of if replay is not None else None,
-            original=replay.plan if replay is not None else None,
-        )
-        await self._emit(
-            CycleStartEvent(cycle=number, tag=self.config.tag, hint=hint, baseline=c.baseline)
-        )
+        c = await self._new_cycle(hint, slot)
+        replay = None if c.baseline or not self._replays else self._replays.popleft()
+        if replay is not None:
+            c.replay_of, c.original = replay.of, replay.plan
         try:
             measurement = await self._slot_phases(c, replay)
         except anyio.get_cancelled_exc_class():
@@ -675,32 +651,7 @@ class ResearchWorker:
     # -- one cycle -----------------------------------------------------------------------
 
     async def _run_cycle(self, hint: str | None) -> CycleResult:
-        state, git = self._state, self._git
-        assert state is not None and git is not None
-        best_commit = state.best_commit
-        assert best_commit is not None
-        await git.check_head(Expect(self.config.branch))  # never start on the user's checkout
-        head = await git.head_commit()
-        number = self._next_cycle
-        self._next_cycle += 1
-        rebaseline = await self._announce_rebaseline(head, number)
-        cycle = _Cycle(
-            number=number,
-            hint=hint,
-            baseline=rebaseline is not None
-            or (state.baseline_metric is None and state.best_metric is None),
-            started_at=now_iso(),
-            started=time.monotonic(),
-            parent=head,
-            rebaseline=rebaseline,
-        )
-        state.current_cycle = cycle.number
-        state.parent_commit = cycle.parent
-        await self._emit(
-            CycleStartEvent(
-                cycle=cycle.number, tag=self.config.tag, hint=hint, baseline=cycle.baseline
-            )
-        )
+        cycle = await self._new_cycle(hint)
         try:
             measurement = await self._cycle(cycle)
         except anyio.get_cancelled_exc_class():
@@ -724,6 +675,41 @@ class ResearchWorker:
             result = await self._conclude(cycle, measurement)
         await self._observe(cycle.number)
         return result
+
+    async def _new_cycle(self, hint: str | None, slot: int | None = None) -> _Cycle:
+        """Number a new cycle on top of HEAD, note it in the state and announce it.
+
+        HEAD must be on the research branch (never start on the user's checkout); when it is
+        not the best commit, the cycle is a baseline that measures it.
+        """
+        state, git = self._state, self._git
+        assert state is not None and git is not None
+        await git.check_head(Expect(self.config.branch))
+        head = await git.head_commit()
+        number = self._next_cycle
+        self._next_cycle += 1
+        rebaseline = await self._announce_rebaseline(head, number)
+        c = _Cycle(
+            number=number,
+            hint=hint,
+            baseline=rebaseline is not None
+            or (state.baseline_metric is None and state.best_metric is None),
+            started_at=now_iso(),
+            started=time.monotonic(),
+            parent=head,
+            rebaseline=rebaseline,
+            slot=slot,
+            incumbent=state.best_metric,
+        )
+        if slot is None:
+            state.current_cycle, state.parent_commit = number, head
+        else:
+            c.running = RunningCycle(cycle=number, slot=slot, parent_commit=head)
+            state.in_flight.append(c.running)
+        await self._emit(
+            CycleStartEvent(cycle=number, tag=self.config.tag, hint=hint, baseline=c.baseline)
+        )
+        return c
 
     async def _announce_rebaseline(self, head: str, number: int) -> str | None:
         """If HEAD is not the best commit (a commit the engine did not make), say so."""
