@@ -20,6 +20,7 @@ import pytest
 from autoresearch import Edit, NeuroLink, ScriptedProposer, ScriptedStep
 from autoresearch.tasks import Task, TaskManager
 from tests.conftest import PY, Recorder, base_config, git, make_repo
+from tests.test_tasks import home  # noqa: F401  (the autouse fixture: a private AUTORESEARCH_HOME)
 
 pytestmark = pytest.mark.anyio
 
@@ -80,14 +81,6 @@ class Gates:
             return
         for cycle in (a, b):
             (self.folder / str(cycle)).touch()
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own AUTORESEARCH_HOME (the real one is never touched)."""
-    folder = tmp_path / "ar-home"
-    monkeypatch.setenv("AUTORESEARCH_HOME", str(folder))
-    return folder
 
 
 @pytest.fixture
