@@ -28,6 +28,7 @@ __all__ = [
     "Direction",
     "MemorySpec",
     "MetricSpec",
+    "ProgressSpec",
     "ResearchConfig",
     "default_tag",
     "load_config",
@@ -68,7 +69,7 @@ def default_tag(today: date | None = None) -> str:
     return f"{today.strftime('%b').lower()}{today.day}"
 
 
-def _check_pattern(pattern: str) -> str:
+def _check_pattern(pattern: str, groups: int = 1) -> str:
     try:
         compiled = re.compile(pattern, re.MULTILINE)
     except re.error as exc:
@@ -77,10 +78,14 @@ def _check_pattern(pattern: str) -> str:
         regex.compile(pattern, regex.MULTILINE)  # what the engine matches with
     except regex.error as exc:
         raise ValueError(f"the regex is not supported ({exc}); check its escaping") from exc
-    if compiled.groups != 1:
+    if compiled.groups != groups:
+        what = (
+            "exactly one capture group around the number"
+            if groups == 1
+            else "exactly two capture groups: the step, then the value"
+        )
         raise ValueError(
-            f"the regex must have exactly one capture group around the number, "
-            f"it has {compiled.groups} (use (?:...) for other groups)"
+            f"the regex must have {what}, it has {compiled.groups} (use (?:...) for other groups)"
         )
     return pattern
 
@@ -143,6 +148,25 @@ class MemorySpec(CamelModel):
         return _check_pattern(value)
 
 
+class ProgressSpec(CamelModel):
+    """Early abort: how to read a run's curve from its output, and when to stop a doomed run.
+
+    ``pattern`` has two capture groups, the step and the value (last match per line). Once a
+    run has reached ``min_fraction`` of the incumbent's last recorded step, it is stopped as
+    soon as its value is worse than the incumbent's at the same step by more than ``margin``
+    (a fraction of the incumbent's value: 0.05 is 5 %).
+    """
+
+    pattern: str
+    min_fraction: float = Field(default=0.3, gt=0, le=1)
+    margin: float = Field(default=0.05, ge=0)
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_has_two_groups(cls, value: str) -> str:
+        return _check_pattern(value, groups=2)
+
+
 def _check_relative(value: str, field: str) -> str:
     if not value or not value.strip():
         raise ValueError(f"{field} contains an empty path")
@@ -195,6 +219,18 @@ class ResearchConfig(CamelModel):
     """GPU indices to share out among the slots (``CUDA_VISIBLE_DEVICES`` of each run)."""
     gpus_per_slot: int = Field(default=1, ge=1, le=64)
     """How many of ``gpus`` each slot gets."""
+    baseline_repeats: int = Field(default=1, ge=1, le=100)
+    """How many times the baseline (and a re-measured incumbent) is run."""
+    repeats: int = Field(default=1, ge=1, le=100)
+    """How many times each candidate is run; the decision uses the mean."""
+    confirm: int = Field(default=0, ge=0, le=100)
+    """Extra runs for an apparent winner before it may be kept."""
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    """How sure the one-sided t-test must be that a candidate beats the incumbent."""
+    progress: ProgressSpec | None = None
+    """Early abort of runs whose curve falls behind the incumbent's (off by default)."""
+    gpu_hour_usd: float | None = Field(default=None, ge=0)
+    """The price of one GPU-hour: run time is then costed next to tokens (task budgets)."""
 
     @field_validator("repo_path", mode="before")
     @classmethod

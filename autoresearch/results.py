@@ -8,7 +8,15 @@ from pydantic import ConfigDict, Field
 
 from autoresearch._model import CamelModel
 
-__all__ = ["STATUSES", "CycleResult", "RunRecord", "Status", "Usage"]
+__all__ = [
+    "EXTENSION_FIELDS",
+    "STATUSES",
+    "CycleResult",
+    "Measurement",
+    "RunRecord",
+    "Status",
+    "Usage",
+]
 
 Status = Literal["keep", "discard", "crash", "timeout", "invalid"]
 """How a cycle ended.
@@ -46,6 +54,15 @@ class Usage(CamelModel):
         return self.input_tokens + self.output_tokens
 
 
+class Measurement(CamelModel):
+    """One run of a commit: the value read, and the seed it was given."""
+
+    model_config = ConfigDict(frozen=True)
+
+    value: float
+    seed: int
+
+
 class RunRecord(CamelModel):
     """One line of runs.jsonl: the full audit record of a finished cycle.
 
@@ -75,6 +92,23 @@ class RunRecord(CamelModel):
     """The parallel slot that ran the cycle (None when research runs one cycle at a time)."""
     replay_of: int | None = None
     """For a replay: the cycle whose change was applied again on top of a newer best."""
+    measurements: list[Measurement] | None = None
+    """With repeats: every run's value and seed (``metric`` is then their mean)."""
+    std: float | None = None
+    """The standard deviation of ``measurements``."""
+    threshold: float | None = None
+    """With repeats: the gain the decision required (t quantile x standard error + margin)."""
+    curve: list[tuple[float, float]] | None = None
+    """With early abort: the run's progress (step, value), thinned to at most 200 points."""
+    gpu_seconds: float | None = None
+    """With a GPU-hour price: run time times the slot's GPUs, for costs and budgets."""
+
+
+EXTENSION_FIELDS = frozenset(
+    {"slot", "replay_of", "measurements", "std", "threshold", "curve", "gpu_seconds"}
+)
+"""Record fields written to runs.jsonl only when set, so a research that uses none of the
+features behind them writes the same lines as before they existed."""
 
 
 class CycleResult(CamelModel):

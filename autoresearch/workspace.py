@@ -29,7 +29,7 @@ from pydantic import ConfigDict, Field, ValidationError
 from autoresearch._model import CamelModel
 from autoresearch.config import ResearchConfig, load_config
 from autoresearch.errors import ConfigError, LockedError, NotInitializedError, WorkspaceError
-from autoresearch.results import RunRecord, Status
+from autoresearch.results import EXTENSION_FIELDS, RunRecord, Status
 
 __all__ = [
     "WORKSPACE_DIR",
@@ -486,7 +486,8 @@ class Workspace:
 
     async def append_run(self, record: RunRecord) -> None:
         """Append ``record`` to runs.jsonl, then its row to results.tsv, both fsynced."""
-        line = record.model_dump_json(by_alias=True) + "\n"
+        unset = {name for name in EXTENSION_FIELDS if getattr(record, name) is None}
+        line = record.model_dump_json(by_alias=True, exclude=unset) + "\n"
         row = format_tsv_row(record)
 
         def write() -> None:
