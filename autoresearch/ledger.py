@@ -16,10 +16,11 @@ from datetime import UTC, datetime
 import anyio
 
 from autoresearch.config import ResearchConfig
+from autoresearch.noise import NoiseFloor
 from autoresearch.results import RunRecord
 from autoresearch.workspace import ResearchState, Workspace
 
-__all__ = ["Ledger", "Summary", "now_iso", "summarize"]
+__all__ = ["Ledger", "Summary", "now_iso", "summarize", "values_of"]
 
 
 def now_iso() -> str:
@@ -85,6 +86,13 @@ def summarize(records: Sequence[RunRecord]) -> Summary:
     )
 
 
+def values_of(record: RunRecord) -> list[float]:
+    """Every measurement of ``record``'s commit (its runs' values, else its metric)."""
+    if record.measurements:
+        return [m.value for m in record.measurements]
+    return [record.metric] if record.metric is not None else []
+
+
 class Ledger:
     """The history and the state of one repository's research (see the module docstring)."""
 
@@ -130,6 +138,24 @@ class Ledger:
             updated_at=now,
             current_cycle=saved.current_cycle if saved else None,
             candidate_commit=saved.candidate_commit if saved else None,
+        )
+
+    def incumbent_values(self) -> list[float]:
+        """The measurements of the best commit: one value without repeats, none before any.
+
+        They come from the kept record of the best commit (all its runs when it was measured
+        more than once); failing that, the best metric alone.
+        """
+        state = self.state
+        for record in reversed(self.history):
+            if record.status == "keep" and record.commit == state.best_commit:
+                return values_of(record)
+        return [state.best_metric] if state.best_metric is not None else []
+
+    def noise(self) -> NoiseFloor:
+        """The noise floor pooled over every commit measured more than once so far."""
+        return NoiseFloor.pool(
+            values_of(r) for r in self.history if r.status in ("keep", "discard")
         )
 
     def has(self, cycle: int) -> bool:

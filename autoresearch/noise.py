@@ -159,7 +159,7 @@ def one_sided_t(
     better = gain > threshold
     sign = "+" if gain >= 0 else "-"
     shown = f"{sign}{abs(gain):.4g}"
-    spread = f"σ={noise.sigma:.2g}, n={n}"
+    spread = f"σ={noise.sigma:.2g}, n={n}"  # noqa: RUF001
     if better:
         reason = f"improved by {shown} {name}, beyond the noise ({spread}, needed {threshold:.2g})"
     elif gain > 0:

@@ -13,15 +13,16 @@ cleanup runs shielded from cancellation.
 from __future__ import annotations
 
 import logging
+import statistics
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Literal, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
@@ -62,17 +63,11 @@ from autoresearch.executor import Executor, LocalExecutor, RunRequest
 from autoresearch.gitrepo import TEMP_SUFFIX, Expect, GitRepo
 from autoresearch.keeper import Keeper, Settled
 from autoresearch.ledger import Ledger, now_iso
-from autoresearch.metrics import (
-    MetricMisreadError,
-    PatternTooSlowError,
-    find_last_match,
-    find_last_number,
-    parse_number,
-    to_gb,
-)
+from autoresearch.measure import Reading, read_run
+from autoresearch.noise import one_sided_t
 from autoresearch.preflight import Preflight, check_repository
 from autoresearch.proposers.base import Analysis, Plan, Proposer, ResearchContext
-from autoresearch.results import CycleResult, RunRecord, Status, Usage
+from autoresearch.results import CycleResult, Measurement, RunRecord, Status, Usage
 from autoresearch.runner import RunOutcome
 from autoresearch.sandbox import sandbox_tmp, sandboxed_command
 from autoresearch.slots import SlotCheckouts
@@ -158,8 +153,9 @@ class _Cycle:
     """The slot's checkout (None: the main checkout)."""
     running: RunningCycle | None = None
     """The cycle's entry in state.json's ``inFlight`` (slots only)."""
-    incumbent: float | None = None
-    """The best metric when the cycle started: what its change must beat."""
+    incumbent: list[float] = field(default_factory=list)
+    """The best commit's measurements when the cycle started: what its change must beat."""
+    runs: list[_Run] = field(default_factory=list)
     replay_of: int | None = None
     """For a replay: the cycle whose change it applies again."""
     original: Plan | None = None
@@ -207,12 +203,69 @@ class _Replay:
     source_parent: str
 
 
-@dataclass
+@dataclass(frozen=True)
+class _Run:
+    """One run of the experiment in a cycle: what happened, where its output is, its seed."""
+
+    outcome: RunOutcome
+    log: Path
+    seed: int
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """A run's reading, with the seed it was given."""
+
+    reading: Reading
+    seed: int
+
+    @property
+    def value(self) -> float:
+        assert self.reading.metric is not None
+        return self.reading.metric
+
+    @property
+    def status(self) -> Literal["ok", "crash", "timeout"]:
+        return self.reading.status
+
+    @property
+    def metric(self) -> float | None:
+        return self.reading.metric
+
+    @property
+    def memory_gb(self) -> float | None:
+        return self.reading.memory_gb
+
+    @property
+    def reason(self) -> str:
+        return self.reading.reason
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    status: Literal["keep", "discard"]
+    reason: str
+    threshold: float | None
+
+
+def _mean(readings: list[_Reading]) -> float:
+    return sum(r.value for r in readings) / len(readings)
+
+
+@dataclass(frozen=True)
 class _Measurement:
     status: Status
     metric: float | None
     memory_gb: float | None
     reason: str
+    readings: list[_Reading] = field(default_factory=list)
+    threshold: float | None = None
+
+    def judged(self, verdict: _Verdict) -> _Measurement:
+        """The same measurement with ``verdict``'s status, reason and threshold."""
+        return replace(
+            self, status=verdict.status, reason=verdict.reason, threshold=verdict.threshold
+        )
 
 
 class ResearchWorker:
@@ -531,12 +584,11 @@ class ResearchWorker:
         state = self._state
         if c.baseline or m.status not in ("keep", "discard") or m.metric is None:
             return m
-        policy = Policy.from_config(self.config)
         if c.parent == state.best_commit:
-            verdict = judge(m.metric, state.best_metric, policy)
-            return _Measurement(verdict.status, m.metric, m.memory_gb, verdict.reason)
-        if judge(m.metric, c.incumbent, policy).status != "keep":
-            return _Measurement("discard", m.metric, m.memory_gb, "no improvement")
+            verdict = self._verdict(c, m.readings, self._incumbent())
+            return m.judged(verdict)
+        if self._verdict(c, m.readings, c.incumbent).status != "keep":
+            return replace(m, status="discard", reason="no improvement")
         assert c.plan is not None and state.best_commit is not None
         plan = c.original or c.plan
         merged = await self._git.replay(
@@ -549,6 +601,7 @@ class ResearchWorker:
                 m.memory_gb,
                 f"beat its parent, but the best moved on and the change conflicts with it "
                 f"({', '.join(merged[:5])})",
+                m.readings,
             )
         self._replays.append(
             _Replay(of=c.number, plan=plan, source=c.candidate, source_parent=c.parent)
@@ -558,6 +611,7 @@ class ResearchWorker:
             m.metric,
             m.memory_gb,
             "beat its parent, but the best moved on; replayed on the new best, to be measured",
+            m.readings,
         )
 
     async def aclose(self) -> None:
@@ -699,7 +753,7 @@ class ResearchWorker:
             parent=head,
             rebaseline=rebaseline,
             slot=slot,
-            incumbent=state.best_metric,
+            incumbent=self._books.incumbent_values(),
         )
         if slot is None:
             state.current_cycle, state.parent_commit = number, head
@@ -921,6 +975,26 @@ class ResearchWorker:
         return commit
 
     async def _execute(self, c: _Cycle) -> RunOutcome:
+        """Run the experiment: once, or ``repeats`` times (``baseline_repeats`` for a baseline).
+
+        The repeats stop at the first run that fails. Each run gets its own seed
+        (``AUTORESEARCH_SEED``) and log (``logs/<cycle>.log``, then ``<cycle>.r2.log`` …).
+        """
+        count = self.config.baseline_repeats if c.baseline else self.config.repeats
+        await self._run_more(c, count)
+        assert c.runs
+        return c.runs[0].outcome
+
+    async def _run_more(self, c: _Cycle, count: int) -> None:
+        """Run the experiment ``count`` more times for ``c`` (stopping at a failure)."""
+        for _ in range(count):
+            repeat = len(c.runs) + 1
+            run = await self._run_once(c, repeat)
+            c.runs.append(run)
+            if run.outcome.exit_code != 0 or run.outcome.error:
+                return
+
+    async def _run_once(self, c: _Cycle, repeat: int) -> _Run:
         config = self.config
 
         async def on_timeout(elapsed_ms: int) -> None:
@@ -941,14 +1015,20 @@ class ResearchWorker:
             await anyio.to_thread.run_sync(
                 lambda: sandbox_tmp(config).mkdir(parents=True, exist_ok=True)
             )
+        seed = c.number * 100 + repeat
+        log = self.workspace.log_path(c.number, repeat)
         outcome = await self.executor.run(
             RunRequest(
                 sandboxed_command(config.run_command, config),
                 cwd=self._root(c),
-                log_path=self.workspace.log_path(c.number),
+                log_path=log,
                 timeout_s=config.timeout_ms / 1000,
                 kill_grace_s=config.kill_grace_ms / 1000,
-                env=self._run_env(c),
+                env={
+                    **self._run_env(c),
+                    "AUTORESEARCH_SEED": str(seed),
+                    "AUTORESEARCH_REPEAT": str(repeat),
+                },
                 on_timeout=on_timeout,
                 on_start=on_start,
             )
@@ -956,10 +1036,10 @@ class ResearchWorker:
         assert self._state is not None
         self._state.experiment_pid = None
         try:
-            await self.workspace.publish_log(c.number)
+            await self.workspace.publish_log(c.number, repeat)
         except OSError:  # run.log is a convenience: the cycle's own log is what counts
             logger.warning("could not point run.log at cycle %d's log", c.number, exc_info=True)
-        return outcome
+        return _Run(outcome, log, seed)
 
     def _run_env(self, c: _Cycle) -> dict[str, str]:
         """What the experiment (and the validate command) learn about the cycle."""
@@ -980,63 +1060,79 @@ class ResearchWorker:
         return c.place.root if c.place is not None else self.config.repo_path
 
     async def _evaluate(self, c: _Cycle) -> _Measurement:
-        assert c.outcome is not None and self._state is not None
-        outcome, config = c.outcome, self.config
-        log = self.workspace.log_path(c.number)
-        memory = outcome.peak_rss_gb
-        try:
-            raw = await find_last_match(config.metric.pattern, log)
-            if config.memory is not None:
-                reading = await find_last_number(config.memory.pattern, log)
-                memory = to_gb(reading, config.memory.unit) if reading is not None else None
-        except (PatternTooSlowError, MetricMisreadError) as exc:
-            return _Measurement("crash", None, memory, str(exc))
-        metric = None if raw is None else parse_number(raw)
-        if outcome.error:
-            return _Measurement("crash", metric, memory, outcome.error)
-        if outcome.disk_full and outcome.exit_code != 0 and not outcome.timed_out:
-            return _Measurement(
-                "crash",
-                None,
-                memory,
-                f"exit code {outcome.exit_code}; the disk holding {self.workspace.logs_dir} is "
-                "full (a write failed with ENOSPC), so the output may be cut off; free some space",
-            )
-        if outcome.timed_out:
-            return _Measurement(
-                "timeout", None, memory, f"timed out after {config.timeout_ms / 1000:g} s"
-            )
-        best = self._state.best_metric
-        incumbent = None if c.baseline else c.incumbent if c.slot else best  # a baseline is kept
-        verdict = None if metric is None else judge(metric, incumbent, Policy.from_config(config))
-        improved = verdict is not None and verdict.status == "keep"
+        """Read every run; judge the mean; give an apparent winner its confirmation runs."""
+        assert self._state is not None
+        config = self.config
+        readings = await self._read(c, c.runs)
+        failed = next((r for r in readings if r.status != "ok"), None)
+        confirming = failed is None and not c.baseline and config.confirm and c.slot is None
+        if confirming and self._verdict(c, readings, self._incumbent()).status == "keep":
+            done = len(c.runs)
+            await self._run_more(c, config.confirm)  # measured again before it may be kept
+            readings += await self._read(c, c.runs[done:])
+            failed = next((r for r in readings if r.status != "ok"), None)
+        memory = max((r.memory_gb for r in readings if r.memory_gb is not None), default=None)
+        incumbent = self._incumbent()
+        verdict = None if failed is not None else self._verdict(c, readings, incumbent)
+        metric = _mean(readings) if failed is None else (failed.metric if readings else None)
         if metric is not None:
             await self._emit(
                 MetricRecordedEvent(
                     cycle=c.number,
                     name=config.metric.name,
                     value=metric,
-                    best_value=best,
-                    improved=improved and outcome.exit_code == 0,
+                    best_value=self._state.best_metric,
+                    improved=verdict is not None and verdict.status == "keep",
                 )
             )
-        if outcome.exit_code != 0:
-            return _Measurement("crash", metric, memory, f"exit code {outcome.exit_code}")
-        if metric is None:
-            why = (
-                f"no {config.metric.name} in the output (pattern did not match)"
-                if raw is None
-                else f"{config.metric.name} is not a finite number ({raw.strip()[:40]!r})"
-            )
-            if raw is None and outcome.disk_full:
-                why = (
-                    f"no {config.metric.name} in the output; the disk holding "
-                    f"{self.workspace.logs_dir} filled up, so the log is probably truncated "
-                    "(free some space)"
-                )
-            return _Measurement("crash", None, memory, why)
+        if failed is not None:
+            status: Status = "timeout" if failed.status == "timeout" else "crash"
+            return _Measurement(status, failed.metric, memory, failed.reason, readings)
         assert verdict is not None
-        return _Measurement(verdict.status, metric, memory, verdict.reason)
+        return _Measurement(
+            verdict.status, metric, memory, verdict.reason, readings, verdict.threshold
+        )
+
+    async def _read(self, c: _Cycle, runs: list[_Run]) -> list[_Reading]:
+        found = []
+        for run in runs:
+            reading = await read_run(run.outcome, run.log, self.config, self.workspace.logs_dir)
+            found.append(_Reading(reading, run.seed))
+        return found
+
+    @property
+    def _noisy(self) -> bool:
+        """Whether decisions use repeated measurements (any noise setting above its default)."""
+        config = self.config
+        return config.repeats > 1 or config.baseline_repeats > 1 or config.confirm > 0
+
+    def _incumbent(self) -> list[float]:
+        """The measurements of the best commit (one value without repeats; none before any)."""
+        return self._books.incumbent_values()
+
+    def _verdict(self, c: _Cycle, readings: list[_Reading], incumbent: list[float]) -> _Verdict:
+        """Keep or discard the cycle's measurements against ``incumbent``'s.
+
+        A baseline is always kept. Without repeats this is :func:`judge` on the one value, as
+        it always was; with them, the one-sided t-test against the pooled noise floor.
+        """
+        config = self.config
+        values = [r.value for r in readings]
+        if c.baseline or not incumbent:
+            return _Verdict("keep", "improved", None)
+        if not self._noisy:
+            plain = judge(values[0], incumbent[0], Policy.from_config(config))
+            return _Verdict(plain.status, plain.reason, None)
+        test = one_sided_t(
+            values,
+            incumbent,
+            self._books.noise(),
+            lower_is_better=config.metric.direction == "lower",
+            confidence=config.confidence,
+            min_improvement=config.min_improvement,
+            name=config.metric.name,
+        )
+        return _Verdict("keep" if test.better else "discard", test.reason, test.threshold)
 
     async def _decide(self, c: _Cycle, m: _Measurement) -> tuple[_Measurement, Settled]:
         """Keep the candidate or go back to the parent.
@@ -1063,9 +1159,9 @@ class ResearchWorker:
         else:
             settled = await self._settle(c, c.candidate if keep else c.parent, m.reason)
         if settled.moved:
-            m = _Measurement("crash", m.metric, m.memory_gb, settled.problem or "")
+            m = replace(m, status="crash", reason=settled.problem or "")
         elif settled.problem:
-            m = _Measurement(m.status, m.metric, m.memory_gb, f"{m.reason}; {settled.problem}")
+            m = replace(m, reason=f"{m.reason}; {settled.problem}")
         if m.status == "keep":
             self._state.best_commit = c.candidate
             self._state.best_metric = m.metric
@@ -1227,6 +1323,7 @@ class ResearchWorker:
             proposal=c.plan.metadata if c.plan and c.plan.metadata else None,
             slot=c.slot,
             replay_of=c.replay_of,
+            **self._measurement_fields(c, m),
         )
         self._in_flight.pop(c.number, None)
         if c.running is not None and c.running in self._state.in_flight:
@@ -1260,6 +1357,21 @@ class ResearchWorker:
         )
         await self._emit(CycleEndEvent.announcing(result))
         return result
+
+    def _measurement_fields(self, c: _Cycle, m: _Measurement) -> dict[str, Any]:
+        """The record fields of repeated measurements and of GPU time (only when in use)."""
+        fields: dict[str, Any] = {}
+        valid = [r for r in m.readings if r.status == "ok"]
+        if self._noisy and valid:
+            values = [r.value for r in valid]
+            fields["measurements"] = [Measurement(value=r.value, seed=r.seed) for r in valid]
+            fields["std"] = statistics.stdev(values) if len(values) > 1 else None
+            fields["threshold"] = m.threshold
+        if self.config.gpu_hour_usd is not None and c.runs:
+            seconds = sum(run.outcome.duration_ms for run in c.runs) / 1000
+            gpus = self.config.slot_gpus(c.slot or 1)
+            fields["gpu_seconds"] = seconds * max(1, len(gpus or []))
+        return fields
 
     async def _observe(self, cycle: int) -> None:
         """Tell the proposer how the cycle went (its failure is logged, never fatal)."""

@@ -202,9 +202,11 @@ class Workspace:
         self.run_log = self.dir / "run.log"
         self.lock_path = self.dir / "lock"
 
-    def log_path(self, cycle: int) -> Path:
-        """Where cycle ``cycle``'s output goes."""
-        return self.logs_dir / f"{cycle}.log"
+    def log_path(self, cycle: int, repeat: int = 1) -> Path:
+        """Where cycle ``cycle``'s output goes (``<cycle>.r<k>.log`` for its k-th repeat)."""
+        if repeat == 1:
+            return self.logs_dir / f"{cycle}.log"
+        return self.logs_dir / f"{cycle}.r{repeat}.log"
 
     def relative(self, path: Path) -> str:
         """``path`` relative to the repository, for records."""
@@ -496,18 +498,18 @@ class Workspace:
 
         await anyio.to_thread.run_sync(write)
 
-    async def publish_log(self, cycle: int) -> None:
+    async def publish_log(self, cycle: int, repeat: int = 1) -> None:
         """Make run.log the output of ``cycle`` (a hard link when possible, else a copy).
 
-        Each cycle uses a temporary name of its own, so slots finishing at the same moment
+        Each run uses a temporary name of its own, so slots finishing at the same moment
         never move each other's file; the last one to finish wins.
         """
-        source = self.log_path(cycle)
+        source = self.log_path(cycle, repeat)
 
         def link() -> None:
             if not source.exists():
                 return
-            tmp = self.run_log.with_name(f".run.log.{cycle}.tmp")
+            tmp = self.run_log.with_name(f".run.log.{cycle}.{repeat}.tmp")
             tmp.unlink(missing_ok=True)
             try:
                 os.link(source, tmp)
