@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+import anyio
+
 from autoresearch.runner import RunOutcome, run_experiment
 
 __all__ = ["Executor", "LocalExecutor", "RunRequest"]
@@ -36,6 +38,8 @@ class RunRequest:
     """Awaited with the run's process (group) id once it started."""
     on_timeout: Callable[[int], Awaitable[None]] | None = None
     """Awaited with the elapsed milliseconds when the time limit passes, before the kill."""
+    abort: anyio.Event | None = None
+    """Set by the caller to stop the run early, killed as on a timeout (early abort)."""
 
 
 @runtime_checkable
@@ -65,4 +69,5 @@ class LocalExecutor:
             env=request.env,
             on_timeout=request.on_timeout,
             on_start=request.on_start,
+            abort=request.abort,
         )

@@ -152,6 +152,14 @@ class Ledger:
                 return values_of(record)
         return [state.best_metric] if state.best_metric is not None else []
 
+    def incumbent_curve(self) -> list[tuple[float, float]] | None:
+        """The learning curve the best commit's run printed (early abort), if recorded."""
+        state = self.state
+        for record in reversed(self.history):
+            if record.status == "keep" and record.commit == state.best_commit:
+                return record.curve
+        return None
+
     def noise(self) -> NoiseFloor:
         """The noise floor pooled over every commit measured more than once so far."""
         return NoiseFloor.pool(

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import anyio
+import anyio.abc
 import anyio.to_thread
 import psutil
 
@@ -81,6 +82,8 @@ class RunOutcome:
             run's own writes go straight to the file descriptor, so this is how the engine
             learns that the output, and perhaps the metric line, may have been cut off. A disk
             that is merely low on space but still accepts writes is not full.
+        aborted: the caller's ``abort`` event stopped the run early (it was killed as on a
+            timeout, but ``timed_out`` is False).
 
     """
 
@@ -93,6 +96,7 @@ class RunOutcome:
     tail: str
     error: str | None
     disk_full: bool = False
+    aborted: bool = False
 
 
 async def run_experiment(
@@ -105,6 +109,7 @@ async def run_experiment(
     env: Mapping[str, str] | None = None,
     on_timeout: Callable[[int], Awaitable[None]] | None = None,
     on_start: Callable[[int], Awaitable[None]] | None = None,
+    abort: anyio.Event | None = None,
     sample_interval_s: float = 0.25,
     tail_bytes: int = 64 * 1024,
 ) -> RunOutcome:
@@ -118,6 +123,7 @@ async def run_experiment(
     the same cleanup runs shielded and the cancellation then propagates. No process started
     by the command survives this call. ``on_start`` is awaited with the pid (which is also
     the process group id) right after the command starts, so a caller can record it.
+    Setting ``abort`` stops the run early the way a timeout does (``RunOutcome.aborted``).
     The command's environment also gets ``AUTORESEARCH_RUN_ID``, a token unique to this run.
     """
     # Opening the log and spawning are shielded so that a cancellation arriving meanwhile
@@ -161,18 +167,16 @@ async def run_experiment(
     try:
         if on_start is not None:
             await on_start(process.pid)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_sample_forever, tree, sample_interval_s)
-            with anyio.move_on_after(timeout_s):
-                exit_code = await process.wait()
-            tg.cancel_scope.cancel()
+        exit_code = await _wait(process, tree, timeout_s, sample_interval_s, abort)
 
+        aborted = exit_code is None and abort is not None and abort.is_set()
         if exit_code is not None:
             duration_ms = _ms_since(started)
             with anyio.move_on_after(_KILL_WAIT_S + 1.0, shield=True):
                 await tree.stop(grace_s=None)
         else:
-            await _notify_timeout(on_timeout, _ms_since(started), kill_grace_s)
+            if not aborted:
+                await _notify_timeout(on_timeout, _ms_since(started), kill_grace_s)
             elapsed_at_kill_ms = _ms_since(started)
             with anyio.move_on_after(kill_grace_s + _CLEANUP_MARGIN_S, shield=True):
                 await tree.stop(grace_s=kill_grace_s)
@@ -191,7 +195,8 @@ async def run_experiment(
     )
     return RunOutcome(
         exit_code=exit_code,
-        timed_out=elapsed_at_kill_ms is not None,
+        timed_out=elapsed_at_kill_ms is not None and not aborted,
+        aborted=aborted,
         duration_ms=duration_ms,
         elapsed_at_kill_ms=elapsed_at_kill_ms,
         peak_rss_gb=None if tree.peak_rss is None else tree.peak_rss / _GIB,
@@ -543,6 +548,30 @@ async def _sample_forever(tree: _ProcessTree, interval_s: float) -> None:
     while True:
         await anyio.to_thread.run_sync(tree.sample)
         await anyio.sleep(interval_s)
+
+
+async def _wait(
+    process: anyio.abc.Process,
+    tree: _ProcessTree,
+    timeout_s: float,
+    sample_interval_s: float,
+    abort: anyio.Event | None,
+) -> int | None:
+    """The run's exit code; None when the time limit passed or ``abort`` was set first."""
+    exit_code: int | None = None
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_sample_forever, tree, sample_interval_s)
+        with anyio.move_on_after(timeout_s) as waiting:
+            if abort is not None:
+                tg.start_soon(_cancel_when_set, abort, waiting)
+            exit_code = await process.wait()
+        tg.cancel_scope.cancel()
+    return exit_code
+
+
+async def _cancel_when_set(event: anyio.Event, scope: anyio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
 
 
 async def _notify_timeout(

@@ -66,6 +66,7 @@ from autoresearch.ledger import Ledger, now_iso
 from autoresearch.measure import Reading, read_run
 from autoresearch.noise import one_sided_t
 from autoresearch.preflight import Preflight, check_repository
+from autoresearch.progress import CurveWatch, curve_of
 from autoresearch.proposers.base import Analysis, Plan, Proposer, ResearchContext
 from autoresearch.results import CycleResult, Measurement, RunRecord, Status, Usage
 from autoresearch.runner import RunOutcome
@@ -156,6 +157,8 @@ class _Cycle:
     incumbent: list[float] = field(default_factory=list)
     """The best commit's measurements when the cycle started: what its change must beat."""
     runs: list[_Run] = field(default_factory=list)
+    incumbent_curve: list[tuple[float, float]] | None = None
+    """With early abort: the best commit's learning curve when the cycle started."""
     replay_of: int | None = None
     """For a replay: the cycle whose change it applies again."""
     original: Plan | None = None
@@ -210,6 +213,10 @@ class _Run:
     outcome: RunOutcome
     log: Path
     seed: int
+    curve: list[tuple[float, float]] | None = None
+    """With early abort: the run's learning curve, thinned."""
+    stopped: str | None = None
+    """Why early abort stopped the run, if it did."""
 
 
 @dataclass(frozen=True)
@@ -754,6 +761,7 @@ class ResearchWorker:
             rebaseline=rebaseline,
             slot=slot,
             incumbent=self._books.incumbent_values(),
+            incumbent_curve=self._books.incumbent_curve(),
         )
         if slot is None:
             state.current_cycle, state.parent_commit = number, head
@@ -991,7 +999,7 @@ class ResearchWorker:
             repeat = len(c.runs) + 1
             run = await self._run_once(c, repeat)
             c.runs.append(run)
-            if run.outcome.exit_code != 0 or run.outcome.error:
+            if run.outcome.exit_code != 0 or run.outcome.error or run.stopped:
                 return
 
     async def _run_once(self, c: _Cycle, repeat: int) -> _Run:
@@ -1017,29 +1025,50 @@ class ResearchWorker:
             )
         seed = c.number * 100 + repeat
         log = self.workspace.log_path(c.number, repeat)
-        outcome = await self.executor.run(
-            RunRequest(
-                sandboxed_command(config.run_command, config),
-                cwd=self._root(c),
-                log_path=log,
-                timeout_s=config.timeout_ms / 1000,
-                kill_grace_s=config.kill_grace_ms / 1000,
-                env={
-                    **self._run_env(c),
-                    "AUTORESEARCH_SEED": str(seed),
-                    "AUTORESEARCH_REPEAT": str(repeat),
-                },
-                on_timeout=on_timeout,
-                on_start=on_start,
+        abort = anyio.Event()
+        watch = None
+        if config.progress is not None:
+            watch = CurveWatch(
+                config.progress,
+                log,
+                None if c.baseline else c.incumbent_curve,
+                lower_is_better=config.metric.direction == "lower",
             )
+        request = RunRequest(
+            sandboxed_command(config.run_command, config),
+            cwd=self._root(c),
+            log_path=log,
+            timeout_s=config.timeout_ms / 1000,
+            kill_grace_s=config.kill_grace_ms / 1000,
+            env={
+                **self._run_env(c),
+                "AUTORESEARCH_SEED": str(seed),
+                "AUTORESEARCH_REPEAT": str(repeat),
+            },
+            on_timeout=on_timeout,
+            on_start=on_start,
+            abort=abort,
         )
+        async with anyio.create_task_group() as group:
+            if watch is not None:
+                group.start_soon(watch.follow, abort)
+            outcome = await self.executor.run(request)
+            group.cancel_scope.cancel()
+        if watch is not None:
+            await anyio.to_thread.run_sync(watch.finish)
         assert self._state is not None
         self._state.experiment_pid = None
         try:
             await self.workspace.publish_log(c.number, repeat)
         except OSError:  # run.log is a convenience: the cycle's own log is what counts
             logger.warning("could not point run.log at cycle %d's log", c.number, exc_info=True)
-        return _Run(outcome, log, seed)
+        return _Run(
+            outcome,
+            log,
+            seed,
+            curve_of(watch.points) if watch is not None else None,
+            watch.reason if watch is not None and outcome.aborted else None,
+        )
 
     def _run_env(self, c: _Cycle) -> dict[str, str]:
         """What the experiment (and the validate command) learn about the cycle."""
@@ -1063,6 +1092,10 @@ class ResearchWorker:
         """Read every run; judge the mean; give an apparent winner its confirmation runs."""
         assert self._state is not None
         config = self.config
+        stopped = next((run for run in c.runs if run.stopped), None)
+        if stopped is not None:  # early abort: behind the incumbent's curve, not a failure
+            memory = stopped.outcome.peak_rss_gb
+            return _Measurement("discard", None, memory, stopped.stopped or "stopped early")
         readings = await self._read(c, c.runs)
         failed = next((r for r in readings if r.status != "ok"), None)
         confirming = failed is None and not c.baseline and config.confirm and c.slot is None
@@ -1367,6 +1400,8 @@ class ResearchWorker:
             fields["measurements"] = [Measurement(value=r.value, seed=r.seed) for r in valid]
             fields["std"] = statistics.stdev(values) if len(values) > 1 else None
             fields["threshold"] = m.threshold
+        if self.config.progress is not None and c.runs and c.runs[0].curve:
+            fields["curve"] = c.runs[0].curve
         if self.config.gpu_hour_usd is not None and c.runs:
             seconds = sum(run.outcome.duration_ms for run in c.runs) / 1000
             gpus = self.config.slot_gpus(c.slot or 1)
