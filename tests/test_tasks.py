@@ -614,3 +614,24 @@ def test_cli_errors_are_one_line(repo: Path, home: Path, tmp_path: Path) -> None
     assert code == 1 and "is not a task database" in err and len(err.strip().splitlines()) == 1
     code, _, err = invoke("start", "--concurrency", "0")
     assert code == 2 and "--concurrency" in err
+
+
+async def test_gpu_time_counts_in_the_dollar_budget(repo: Path) -> None:
+    slow = TRAIN.replace("X = 3.0", "import time\ntime.sleep(0.3)\nX = 3.0")
+    (repo / "train.py").write_text(slow)
+    git(repo, "commit", "-qam", "runs that take a while")
+    manager = manager_for()  # the scripted proposer: no tokens, only GPU time costs
+    task = task_dict(repo, budget={"maxUsd": 1.0})
+    task["autoresearch"].update(gpuHourUsd=3600.0, gpus=[0, 1], gpusPerSlot=2)  # $2 a run-second
+    await manager.save(task)
+    await run_until_idle(manager)
+    info = await manager.get("lr")
+    history = await manager.cycles("lr")
+    records = ledger(repo)
+    # Each run takes over 0.3 s on two GPUs: more than $0.60 a cycle at $1 per GPU-second.
+    assert all(r["gpuSeconds"] > 0.6 for r in records)
+    assert [c.cost_usd for c in history] == pytest.approx([r["gpuSeconds"] for r in records])
+    # The second cycle would take the spend over $1: the task stops before it, not after.
+    assert info.status == "budget-exhausted" and info.cycles == 1
+    assert "the next cycle would cost about $" in (info.reason or "")
+    assert info.cost_usd < 1.0

@@ -383,6 +383,16 @@ class _TaskRun:
                 return "budget-exhausted", f"used {tokens} of {budget.max_tokens} tokens"
             if budget.max_usd is not None and info.cost_usd >= budget.max_usd:
                 return "budget-exhausted", f"spent ${info.cost_usd:.4f} of ${budget.max_usd:g}"
+            if budget.max_usd is not None and task.autoresearch.gpu_hour_usd is not None:
+                # GPU time is paid whether or not the cycle helps: stop before the cycle that
+                # would go over, judging by the dearest of the last few.
+                recent = (await self.store.cycles(self.task_id))[-5:]
+                next_cost = max((c.cost_usd for c in recent), default=0.0)
+                if info.cost_usd + next_cost > budget.max_usd:
+                    return "budget-exhausted", (
+                        f"spent ${info.cost_usd:.4f} of ${budget.max_usd:g}; the next cycle "
+                        f"would cost about ${next_cost:.4f} (GPU time and tokens)"
+                    )
         return None
 
     @staticmethod
@@ -425,9 +435,17 @@ class _TaskRun:
             finished_at=now_iso(),
             duration_ms=record.duration_ms,
             usage=usage,
-            cost_usd=self.price.cost(usage) if self.price is not None else 0.0,
+            cost_usd=(self.price.cost(usage) if self.price is not None else 0.0)
+            + self._gpu_cost(record),
             worker=self.runner.owner,
         )
+
+    def _gpu_cost(self, record: RunRecord) -> float:
+        """What the cycle's GPU time cost, at the research's price per GPU-hour (else 0)."""
+        price = self.worker.config.gpu_hour_usd if self.worker is not None else None
+        if price is None or record.gpu_seconds is None:
+            return 0.0
+        return record.gpu_seconds / 3600 * price
 
     async def _end(self, status: TaskStatus, why: str) -> bool:
         try:
