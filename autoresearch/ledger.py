@@ -16,11 +16,20 @@ from datetime import UTC, datetime
 import anyio
 
 from autoresearch.config import ResearchConfig
+from autoresearch.metrics import format_metric
 from autoresearch.noise import NoiseFloor
 from autoresearch.results import RunRecord
 from autoresearch.workspace import ResearchState, Workspace
 
-__all__ = ["Ledger", "Summary", "now_iso", "summarize", "values_of"]
+__all__ = [
+    "Ledger",
+    "Summary",
+    "format_measured",
+    "measured_facts",
+    "now_iso",
+    "summarize",
+    "values_of",
+]
 
 
 def now_iso() -> str:
@@ -91,6 +100,31 @@ def values_of(record: RunRecord) -> list[float]:
     if record.measurements:
         return [m.value for m in record.measurements]
     return [record.metric] if record.metric is not None else []
+
+
+def format_measured(record: RunRecord) -> str:
+    """A record's metric as people write it; with repeats, the mean ± its deviation and n."""
+    text = format_metric(record.metric) if record.metric is not None else "-"
+    if record.measurements and len(record.measurements) > 1 and record.std is not None:
+        text += f" ± {record.std:.2g} (n={len(record.measurements)})"
+    return text
+
+
+def measured_facts(
+    records: Sequence[RunRecord], gpu_hour_usd: float | None
+) -> list[tuple[str, str]]:
+    """(label, text) about the noise and the GPU time of a research, when it records them."""
+    facts = []
+    noise = NoiseFloor.pool(values_of(r) for r in records if r.status in ("keep", "discard"))
+    if noise.sigma is not None:
+        facts.append(
+            ("noise", f"σ={noise.sigma:.3g} (pooled over {noise.df} degrees of freedom)")  # noqa: RUF001
+        )
+    seconds = sum(r.gpu_seconds for r in records if r.gpu_seconds is not None)
+    if seconds:
+        cost = f", ${seconds / 3600 * gpu_hour_usd:.2f}" if gpu_hour_usd is not None else ""
+        facts.append(("GPU time", f"{seconds / 3600:.2f} GPU-hours{cost}"))
+    return facts
 
 
 class Ledger:

@@ -409,6 +409,24 @@ def _draw_runs(ax: Axes, groups: _Groups, layout: _Layout, sign: float) -> None:
         )
 
 
+def _draw_spread(ax: Axes, records: Sequence[RunRecord]) -> None:
+    """Error bars (± one standard deviation) for cycles measured more than once."""
+    spread = [
+        (r.cycle, r.metric, r.std) for r in records if r.metric is not None and r.std is not None
+    ]
+    if spread:
+        ax.errorbar(
+            [cycle for cycle, _, _ in spread],
+            [metric for _, metric, _ in spread],
+            yerr=[std for _, _, std in spread],
+            fmt="none",
+            ecolor=GREY,
+            elinewidth=0.8,
+            capsize=2,
+            zorder=2,
+        )
+
+
 def _columns(points: Sequence[tuple[int, float]]) -> tuple[list[int], list[float]]:
     return [x for x, _ in points], [y for _, y in points]
 
@@ -538,6 +556,7 @@ def _figure(
     summary = summarize(records)
     groups = _groups(records, layout, sign)
     _draw_runs(ax, groups, layout, sign)
+    _draw_spread(ax, records)
     _draw_best(ax, records, groups, summary)
     words = "lower is better" if direction == "lower" else "higher is better"
     titles = _title(records, metric, branch)

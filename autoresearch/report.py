@@ -21,6 +21,7 @@ import anyio
 
 from autoresearch.errors import GitError
 from autoresearch.gitrepo import GitRepo
+from autoresearch.ledger import format_measured, measured_facts
 from autoresearch.metrics import format_metric
 from autoresearch.plot import (
     INSTALL_HINT,
@@ -214,6 +215,7 @@ def _summary_cards(progress: Progress, summary: Summary) -> str:
         ("discarded", str(summary.discarded), ""),
         ("failed", str(summary.failures), _failure_note(summary)),
     ]
+    cards += [(label, text, "") for label, text in measured_facts(progress.records, None)]
     items = "".join(
         f'<div class="card"><div class="k">{_e(k)}</div><div class="v">{_e(v)}</div>'
         f'<div class="hint">{_e(note)}</div></div>'
@@ -252,7 +254,7 @@ def _results_table(progress: Progress, changes: Sequence[KeptChange]) -> str:
         rows.append(
             f'<tr class="{_e(r.status)}"><td class="n">{cycle}</td>'
             f'<td class="mono">{_e(r.commit[:7])}</td>'
-            f'<td class="n">{_e(_metric(r.metric))}</td><td class="n">{_e(delta)}</td>'
+            f'<td class="n">{_e(format_measured(r))}</td><td class="n">{_e(delta)}</td>'
             f'<td class="n">{_e(memory)}</td>'
             f'<td><span class="pill {_e(r.status)}">{_e(r.status)}</span></td>'
             f'<td class="n">{_e(_duration(r.duration_ms))}</td><td>{_e(r.description)}</td></tr>'

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import anyio
 import pytest
 
 from autoresearch import Edit, NeuroLink, ScriptedProposer, ScriptedStep
@@ -108,3 +109,24 @@ def test_the_t_test_matches_the_tables() -> None:
     none = one_sided_t([0.99], [1.0], NoiseFloor(None, 0), lower_is_better=True, confidence=0.95)
     assert none.better and none.reason == "improved"  # no estimate yet: as with single runs
     assert json.dumps(close.reason)  # plain text, ready for a record
+
+
+def test_status_results_and_report_show_the_spread(noisy: Path) -> None:
+    from typer.testing import CliRunner
+
+    from autoresearch.cli import app
+
+    async def research() -> None:
+        w = worker(noisy, [set_x(2.99)], baselineRepeats=3, repeats=3)
+        await w.run(max_cycles=2)
+        await w.aclose()
+
+    anyio.run(research)  # the CLI below runs its own event loop
+    runner = CliRunner()
+    results = runner.invoke(app, ["results", str(noisy)])
+    assert results.exit_code == 0 and "(n=3)" in results.stdout and "±" in results.stdout
+    status = runner.invoke(app, ["status", str(noisy)])
+    assert "pooled over 4 degrees of freedom" in status.stdout
+    report = runner.invoke(app, ["report", str(noisy), "-o", str(noisy.parent / "r.html")])
+    assert report.exit_code == 0, report.stderr
+    assert "pooled over 4 degrees of freedom" in (noisy.parent / "r.html").read_text()

@@ -394,6 +394,7 @@ async def _status_now(workspace: Workspace) -> tuple[ResearchState | None, bool,
 def status(repo: RepoArg = None, as_json: JsonOpt = False) -> None:
     """Where the research stands: phase, running or interrupted, cycles, baseline → best."""
     from autoresearch.cli.render import status_table
+    from autoresearch.ledger import measured_facts
 
     workspace, config = _load(repo)
     state, running, pid = _run(lambda: _status_now(workspace))
@@ -414,6 +415,9 @@ def status(repo: RepoArg = None, as_json: JsonOpt = False) -> None:
     _out().print(
         status_table(state, config.metric.name, config.metric.direction, running=running, pid=pid)
     )
+    records = _run(lambda: workspace.load_runs(config.metric.name, repair=False))
+    for label, text in measured_facts(records, config.gpu_hour_usd):
+        _out().print(f"{label:<16} {text}", markup=False)
 
 
 @app.command()

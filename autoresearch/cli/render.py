@@ -8,6 +8,7 @@ from typing import Literal
 from rich.table import Table
 from rich.text import Text
 
+from autoresearch.ledger import format_measured
 from autoresearch.metrics import format_metric
 from autoresearch.results import CycleResult, RunRecord
 from autoresearch.workspace import ResearchState
@@ -121,7 +122,7 @@ def results_table(
         table.add_row(
             str(record.cycle),
             record.commit[:7],
-            fmt_metric(record.metric),
+            format_measured(record),
             delta,
             "-" if record.memory_gb is None else f"{record.memory_gb:.1f}",
             Text(record.status, style=STATUS_STYLES.get(record.status, "")),
