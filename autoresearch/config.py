@@ -225,7 +225,7 @@ class ResearchConfig(CamelModel):
     """How many times each candidate is run; the decision uses the mean."""
     confirm: int = Field(default=0, ge=0, le=100)
     """Extra runs for an apparent winner before it may be kept."""
-    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    confidence: float = 0.95
     """How sure the one-sided t-test must be that a candidate beats the incumbent."""
     progress: ProgressSpec | None = None
     """Early abort of runs whose curve falls behind the incumbent's (off by default)."""
@@ -290,6 +290,13 @@ class ResearchConfig(CamelModel):
         problem = _tag_problem(value)
         if problem is not None:
             raise ValueError(f"{value!r} cannot name a git branch: {problem}")
+        return value
+
+    @field_validator("confidence")
+    @classmethod
+    def _check_confidence(cls, value: float) -> float:
+        if not 0.5 < value < 1:
+            raise ValueError(f"must be between 0.5 and 1 (0.95 is usual), got {value:g}")
         return value
 
     @field_validator("gpus")

@@ -184,6 +184,31 @@ def init(
     slots: SlotsOpt = None,
     gpus: GpusOpt = None,
     gpus_per_slot: GpusPerSlotOpt = None,
+    repeats: Annotated[
+        int, typer.Option(min=1, max=100, help="Runs per candidate; decisions use the mean.")
+    ] = 1,
+    baseline_repeats: Annotated[
+        int, typer.Option(min=1, max=100, help="Runs of the baseline (estimates the noise).")
+    ] = 1,
+    confirm: Annotated[
+        int, typer.Option(min=0, max=100, help="Extra runs an apparent winner needs to be kept.")
+    ] = 0,
+    confidence: Annotated[
+        float, typer.Option(help="How sure a keep must be (one-sided t-test), e.g. 0.95.")
+    ] = 0.95,
+    progress_pattern: Annotated[
+        str | None,
+        typer.Option(help="Regex reading (step, value) from the output: early abort of bad runs."),
+    ] = None,
+    progress_min_fraction: Annotated[
+        float, typer.Option(help="Early abort only after this fraction of the incumbent's steps.")
+    ] = 0.3,
+    progress_margin: Annotated[
+        float, typer.Option(help="Early abort when worse than the incumbent by this fraction.")
+    ] = 0.05,
+    gpu_hour_usd: Annotated[
+        float | None, typer.Option(help="Price of a GPU-hour: run time counts in task budgets.")
+    ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing configuration (results are kept).")
     ] = False,
@@ -217,7 +242,19 @@ def init(
         "sandbox": sandbox.value,
         "sandbox_paths": _split(sandbox_path),
         **_slot_options(slots, gpus, gpus_per_slot),
+        "repeats": repeats,
+        "baseline_repeats": baseline_repeats,
+        "confirm": confirm,
+        "confidence": confidence,
     }
+    if progress_pattern is not None:
+        options["progress"] = {
+            "pattern": progress_pattern,
+            "min_fraction": progress_min_fraction,
+            "margin": progress_margin,
+        }
+    if gpu_hour_usd is not None:
+        options["gpu_hour_usd"] = gpu_hour_usd
     optional = {
         "tag": tag,
         "program_path": program,
