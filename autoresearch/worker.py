@@ -1098,14 +1098,14 @@ class ResearchWorker:
             return _Measurement("discard", None, memory, stopped.stopped or "stopped early")
         readings = await self._read(c, c.runs)
         failed = next((r for r in readings if r.status != "ok"), None)
-        confirming = failed is None and not c.baseline and config.confirm and c.slot is None
-        if confirming and self._verdict(c, readings, self._incumbent()).status == "keep":
+        incumbent = c.incumbent if c.slot is not None else self._incumbent()
+        confirming = failed is None and not c.baseline and config.confirm
+        if confirming and self._verdict(c, readings, incumbent).status == "keep":
             done = len(c.runs)
             await self._run_more(c, config.confirm)  # measured again before it may be kept
             readings += await self._read(c, c.runs[done:])
             failed = next((r for r in readings if r.status != "ok"), None)
         memory = max((r.memory_gb for r in readings if r.memory_gb is not None), default=None)
-        incumbent = self._incumbent()
         verdict = None if failed is not None else self._verdict(c, readings, incumbent)
         metric = _mean(readings) if failed is None else (failed.metric if readings else None)
         if metric is not None:
