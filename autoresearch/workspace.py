@@ -516,6 +516,9 @@ class Workspace:
             except OSError:
                 shutil.copyfile(source, tmp)
             os.replace(tmp, self.run_log)
+            # rename(2) does nothing when both names are links to one file (run.log already
+            # was this log): the temporary name must not stay behind.
+            tmp.unlink(missing_ok=True)
 
         await anyio.to_thread.run_sync(link)
 
