@@ -323,10 +323,13 @@ class ResearchConfig(CamelModel):
     def _check_overlap(self) -> ResearchConfig:
         for mutable in self.mutable_paths:
             for immutable in self.immutable_paths:
-                if _overlaps(mutable, immutable):
+                if _inside(immutable, mutable):
+                    continue  # a read-only file in an editable folder: the folder minus it
+                if _inside(mutable, immutable) or mutable == immutable:
                     raise ValueError(
                         f"mutable_paths: {mutable!r} overlaps immutable path {immutable!r}; "
-                        "a file cannot be both editable and read-only"
+                        "a file cannot be both editable and read-only (a read-only path may "
+                        "lie inside an editable folder, not the other way round)"
                     )
         return self
 
@@ -368,10 +371,10 @@ class ResearchConfig(CamelModel):
         return data
 
 
-def _overlaps(a: str, b: str) -> bool:
-    pa, pb = PurePosixPath(a).parts, PurePosixPath(b).parts
-    shorter = min(len(pa), len(pb))
-    return pa[:shorter] == pb[:shorter]
+def _inside(path: str, folder: str) -> bool:
+    """Whether the repo-relative ``path`` lies strictly inside ``folder``."""
+    inner, outer = PurePosixPath(path).parts, PurePosixPath(folder).parts
+    return len(inner) > len(outer) and inner[: len(outer)] == outer
 
 
 def _canonical(key: str) -> str:

@@ -86,6 +86,7 @@ class Keeper:
         saved = await self.git.restore(
             target,
             self.config.mutable_paths,
+            exclude=self.config.immutable_paths,
             expect=Expect(self.config.branch, expect),
             ours=ours,
             written=written,

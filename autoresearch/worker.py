@@ -901,6 +901,7 @@ class ResearchWorker:
         commit = await git.commit_paths(
             self.config.mutable_paths,
             message,
+            exclude=self.config.immutable_paths,
             expect=Expect(None if c.place else self.config.branch, c.parent),
             untracked=c.applied.created,
         )
