@@ -1,7 +1,7 @@
 """mypy --strict and pyright see the public API as the docs use it, and reject its misuses.
 
-``tests/typing/readme_usage.py`` uses the API the way README.md and the docs do, in both
-spellings; ``tests/typing/mistakes.py`` misspells a name, an option and an attribute, gives
+``tests/typecheck/readme_usage.py`` uses the API the way README.md and the docs do, in both
+spellings; ``tests/typecheck/mistakes.py`` misspells a name, an option and an attribute, gives
 wrong types, and marks each such line ``# wrong``. Each checker runs once over both files, as
 a user's project would (mypy without this project's settings or plugins, pyright in its
 default mode), and must report exactly the marked lines. At run time the same misspelt
@@ -22,9 +22,9 @@ import pytest
 from autoresearch import ConfigError, NeuroLink, ResearchConfig
 from tests.conftest import ROOT
 
-TYPING = ROOT / "tests" / "typing"
-GOOD = TYPING / "readme_usage.py"
-BAD = TYPING / "mistakes.py"
+FILES = ROOT / "tests" / "typecheck"
+GOOD = FILES / "readme_usage.py"
+BAD = FILES / "mistakes.py"
 
 
 def marked_lines(path: Path) -> set[int]:
@@ -41,67 +41,40 @@ def reported(output: str, path: Path, pattern: str) -> set[int]:
     return found
 
 
-def checker_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "MYPYPATH": str(ROOT)}
+def check_both_files(module_and_options: list[str], cwd: Path, error_line: str) -> str:
+    """Run a checker over both files; it must accept the good one and flag the marked lines."""
+    proc = subprocess.run(
+        [sys.executable, "-m", *module_and_options, str(GOOD), str(BAD)],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "MYPYPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    out = proc.stdout + proc.stderr
+    assert reported(out, GOOD, error_line) == set(), out
+    assert reported(out, BAD, error_line) == marked_lines(BAD), out
+    return out
 
 
 def test_mypy_strict_accepts_the_documented_use_and_rejects_each_mistake(tmp_path: Path) -> None:
     config = tmp_path / "mypy.ini"
     config.write_text("[mypy]\n")  # a user's project: none of this project's settings
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--strict",
-            "--config-file",
-            str(config),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            str(GOOD),
-            str(BAD),
-        ],
-        cwd=tmp_path,
-        env=checker_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    options = ["--strict", "--config-file", str(config), "--cache-dir", str(tmp_path / "cache")]
+    out = check_both_files(
+        ["mypy", *options], tmp_path, r"^(?P<file>[^\n:]+\.py):(?P<line>\d+): error:"
     )
-    out = proc.stdout + proc.stderr
-    pattern = r"^(?P<file>[^\n:]+\.py):(?P<line>\d+): error:"
-    assert reported(out, GOOD, pattern) == set(), out
-    assert reported(out, BAD, pattern) == marked_lines(BAD), out
     assert "NeuroLnk" in out and "typoField" in out and "metricValu" in out
 
 
 def test_pyright_accepts_the_documented_use_and_rejects_each_mistake(tmp_path: Path) -> None:
-    (tmp_path / "pyrightconfig.json").write_text(
-        json.dumps({"extraPaths": [str(ROOT)], "pythonVersion": "3.11"})
+    project = tmp_path / "pyrightconfig.json"
+    project.write_text(json.dumps({"extraPaths": [str(ROOT)], "pythonVersion": "3.11"}))
+    options = ["--pythonpath", sys.executable, "--project", str(project)]
+    check_both_files(
+        ["pyright", *options], tmp_path, r"^\s*(?P<file>/[^\n:]+\.py):(?P<line>\d+):\d+ - error:"
     )
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pyright",
-            "--pythonpath",
-            sys.executable,
-            "--project",
-            str(tmp_path / "pyrightconfig.json"),
-            str(GOOD),
-            str(BAD),
-        ],
-        cwd=tmp_path,
-        env=checker_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    out = proc.stdout + proc.stderr
-    pattern = r"^\s*(?P<file>/[^\n:]+\.py):(?P<line>\d+):\d+ - error:"
-    assert reported(out, GOOD, pattern) == set(), out
-    assert reported(out, BAD, pattern) == marked_lines(BAD), out
 
 
 def test_the_same_mistakes_are_config_errors_at_run_time(tmp_path: Path) -> None:
