@@ -347,7 +347,7 @@ class ResearchConfig(CamelModel):
         if research is not None and research != self.tag:
             raise ConfigError(
                 f"tag: this repository's research runs on tag {research!r}, not {self.tag!r}; "
-                f"keep that tag (or leave it out), or run `autoresearch reset` to start over",
+                "keep that tag (or leave it out), or run `autoresearch reset` to start over",
                 field="tag",
             )
         return self
