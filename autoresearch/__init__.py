@@ -10,224 +10,120 @@ branch, runs it under a time limit and keeps it only if the metric improved.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from autoresearch.config import MemorySpec, MetricSpec, ResearchConfig, load_config
-    from autoresearch.edits import ChangeSet, Edit
-    from autoresearch.emitter import ALL_EVENTS, EventEmitter, EventStream
-    from autoresearch.errors import (
-        AuthenticationError,
-        AutoResearchError,
-        BadRequestError,
-        ConfigError,
-        EditError,
-        GitError,
-        HeadMovedError,
-        LockedError,
-        NotInitializedError,
-        ProposerError,
-        ProviderConnectionError,
-        ProviderError,
-        RateLimitError,
-        ServerError,
-        TaskError,
-        WorkspaceError,
-    )
-    from autoresearch.events import (
-        EVENT_NAMES,
-        PHASES,
-        CommitCreatedEvent,
-        CommitRevertedEvent,
-        CycleEndEvent,
-        CycleStartEvent,
-        ErrorEvent,
-        Event,
-        EventSource,
-        MetricRecordedEvent,
-        NoticeEvent,
-        PhaseEnterEvent,
-        PhaseExitEvent,
-        StoppedEvent,
-        TimeoutEvent,
-        current_event_source,
-        event_slot,
-        event_source,
-        parse_event,
-    )
-    from autoresearch.facade import NeuroLink
-    from autoresearch.proposers.base import Analysis, Plan, Proposer, ResearchContext
-    from autoresearch.proposers.scripted import ScriptedProposer, ScriptedStep
-    from autoresearch.results import CycleResult, RunRecord, Status, Usage
-    from autoresearch.tasks import (
-        ModelPrice,
-        Task,
-        TaskBudget,
-        TaskCycle,
-        TaskInfo,
-        TaskManager,
-        TaskStatus,
-        current_task_id,
-    )
-    from autoresearch.worker import ResearchWorker, Stop
-    from autoresearch.workspace import ResearchState, Workspace
 
 __version__ = "0.1.0"
 
-# Public name -> the module that defines it. Imported on first use, so `import autoresearch`
-# (and the CLI's --help) stay fast: pydantic models, pygit2 and the engine load only when needed.
-_EXPORTS: dict[str, str] = {
-    "ALL_EVENTS": "autoresearch.emitter",
-    "Analysis": "autoresearch.proposers.base",
-    "AuthenticationError": "autoresearch.errors",
-    "AutoResearchError": "autoresearch.errors",
-    "BadRequestError": "autoresearch.errors",
-    "ChangeSet": "autoresearch.edits",
-    "CommitCreatedEvent": "autoresearch.events",
-    "CommitRevertedEvent": "autoresearch.events",
-    "ConfigError": "autoresearch.errors",
-    "CycleEndEvent": "autoresearch.events",
-    "CycleResult": "autoresearch.results",
-    "CycleStartEvent": "autoresearch.events",
-    "EVENT_NAMES": "autoresearch.events",
-    "Edit": "autoresearch.edits",
-    "EditError": "autoresearch.errors",
-    "ErrorEvent": "autoresearch.events",
-    "Event": "autoresearch.events",
-    "EventEmitter": "autoresearch.emitter",
-    "EventSource": "autoresearch.events",
-    "EventStream": "autoresearch.emitter",
-    "GitError": "autoresearch.errors",
-    "HeadMovedError": "autoresearch.errors",
-    "LockedError": "autoresearch.errors",
-    "MemorySpec": "autoresearch.config",
-    "MetricRecordedEvent": "autoresearch.events",
-    "NoticeEvent": "autoresearch.events",
-    "MetricSpec": "autoresearch.config",
-    "ModelPrice": "autoresearch.tasks",
-    "NeuroLink": "autoresearch.facade",
-    "NotInitializedError": "autoresearch.errors",
-    "PHASES": "autoresearch.events",
-    "PhaseEnterEvent": "autoresearch.events",
-    "PhaseExitEvent": "autoresearch.events",
-    "Plan": "autoresearch.proposers.base",
-    "Proposer": "autoresearch.proposers.base",
-    "ProposerError": "autoresearch.errors",
-    "ProviderConnectionError": "autoresearch.errors",
-    "ProviderError": "autoresearch.errors",
-    "RateLimitError": "autoresearch.errors",
-    "ResearchConfig": "autoresearch.config",
-    "ResearchContext": "autoresearch.proposers.base",
-    "ResearchState": "autoresearch.workspace",
-    "ResearchWorker": "autoresearch.worker",
-    "Stop": "autoresearch.worker",
-    "RunRecord": "autoresearch.results",
-    "ScriptedProposer": "autoresearch.proposers.scripted",
-    "ScriptedStep": "autoresearch.proposers.scripted",
-    "ServerError": "autoresearch.errors",
-    "Status": "autoresearch.results",
-    "StoppedEvent": "autoresearch.events",
-    "Task": "autoresearch.tasks",
-    "TaskBudget": "autoresearch.tasks",
-    "TaskCycle": "autoresearch.tasks",
-    "TaskError": "autoresearch.errors",
-    "TaskInfo": "autoresearch.tasks",
-    "TaskManager": "autoresearch.tasks",
-    "TaskStatus": "autoresearch.tasks",
-    "TimeoutEvent": "autoresearch.events",
-    "Usage": "autoresearch.results",
-    "Workspace": "autoresearch.workspace",
-    "WorkspaceError": "autoresearch.errors",
-    "current_event_source": "autoresearch.events",
-    "current_task_id": "autoresearch.tasks",
-    "event_slot": "autoresearch.events",
-    "event_source": "autoresearch.events",
-    "load_config": "autoresearch.config",
-    "parse_event": "autoresearch.events",
-}
+# The public names, each once. Type checkers and IDEs read these imports as they are; at run
+# time the block does not run, and the first use of a name imports its module (see
+# autoresearch._lazy), so `import autoresearch` and the CLI's --help stay fast. `__all__` is
+# these names and `__version__`.
+if TYPE_CHECKING:
+    from autoresearch.config import (
+        MemorySpec as MemorySpec,
+        MetricSpec as MetricSpec,
+        ResearchConfig as ResearchConfig,
+        load_config as load_config,
+    )
+    from autoresearch.edits import (
+        ChangeSet as ChangeSet,
+        Edit as Edit,
+    )
+    from autoresearch.emitter import (
+        ALL_EVENTS as ALL_EVENTS,
+        EventEmitter as EventEmitter,
+        EventStream as EventStream,
+    )
+    from autoresearch.errors import (
+        AuthenticationError as AuthenticationError,
+        AutoResearchError as AutoResearchError,
+        BadRequestError as BadRequestError,
+        ConfigError as ConfigError,
+        EditError as EditError,
+        GitError as GitError,
+        HeadMovedError as HeadMovedError,
+        LockedError as LockedError,
+        NotInitializedError as NotInitializedError,
+        ProposerError as ProposerError,
+        ProviderConnectionError as ProviderConnectionError,
+        ProviderError as ProviderError,
+        RateLimitError as RateLimitError,
+        ServerError as ServerError,
+        TaskError as TaskError,
+        WorkspaceError as WorkspaceError,
+    )
+    from autoresearch.events import (
+        EVENT_NAMES as EVENT_NAMES,
+        PHASES as PHASES,
+        CommitCreatedEvent as CommitCreatedEvent,
+        CommitRevertedEvent as CommitRevertedEvent,
+        CycleEndEvent as CycleEndEvent,
+        CycleStartEvent as CycleStartEvent,
+        ErrorEvent as ErrorEvent,
+        Event as Event,
+        EventSource as EventSource,
+        MetricRecordedEvent as MetricRecordedEvent,
+        NoticeEvent as NoticeEvent,
+        PhaseEnterEvent as PhaseEnterEvent,
+        PhaseExitEvent as PhaseExitEvent,
+        StoppedEvent as StoppedEvent,
+        TimeoutEvent as TimeoutEvent,
+        current_event_source as current_event_source,
+        event_slot as event_slot,
+        event_source as event_source,
+        parse_event as parse_event,
+    )
+    from autoresearch.facade import (
+        NeuroLink as NeuroLink,
+    )
+    from autoresearch.options import (
+        MemoryOptions as MemoryOptions,
+        MetricOptions as MetricOptions,
+        ResearchOptions as ResearchOptions,
+    )
+    from autoresearch.proposers.base import (
+        Analysis as Analysis,
+        Plan as Plan,
+        Proposer as Proposer,
+        ResearchContext as ResearchContext,
+    )
+    from autoresearch.proposers.scripted import (
+        ScriptedProposer as ScriptedProposer,
+        ScriptedStep as ScriptedStep,
+    )
+    from autoresearch.results import (
+        CycleResult as CycleResult,
+        RunRecord as RunRecord,
+        Status as Status,
+        Usage as Usage,
+    )
+    from autoresearch.tasks import (
+        ModelPrice as ModelPrice,
+        Task as Task,
+        TaskBudget as TaskBudget,
+        TaskCycle as TaskCycle,
+        TaskInfo as TaskInfo,
+        TaskManager as TaskManager,
+        TaskStatus as TaskStatus,
+        current_task_id as current_task_id,
+    )
+    from autoresearch.worker import (
+        ResearchWorker as ResearchWorker,
+        Stop as Stop,
+    )
+    from autoresearch.workspace import (
+        ResearchState as ResearchState,
+        Workspace as Workspace,
+    )
 
+if not TYPE_CHECKING:  # for type checkers the imports above are the names, and only they
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'autoresearch' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    def __getattr__(name: str) -> Any:
+        from autoresearch._lazy import public_attribute
 
+        return public_attribute(__name__, name, extra=("__version__",))
 
-def __dir__() -> list[str]:
-    return sorted(__all__)
+    def __dir__() -> list[str]:
+        from autoresearch._lazy import public_names
 
-
-__all__ = [
-    "ALL_EVENTS",
-    "EVENT_NAMES",
-    "PHASES",
-    "Analysis",
-    "AuthenticationError",
-    "AutoResearchError",
-    "BadRequestError",
-    "ChangeSet",
-    "CommitCreatedEvent",
-    "CommitRevertedEvent",
-    "ConfigError",
-    "CycleEndEvent",
-    "CycleResult",
-    "CycleStartEvent",
-    "Edit",
-    "EditError",
-    "ErrorEvent",
-    "Event",
-    "EventEmitter",
-    "EventSource",
-    "EventStream",
-    "GitError",
-    "HeadMovedError",
-    "LockedError",
-    "MemorySpec",
-    "MetricRecordedEvent",
-    "MetricSpec",
-    "ModelPrice",
-    "NeuroLink",
-    "NotInitializedError",
-    "NoticeEvent",
-    "PhaseEnterEvent",
-    "PhaseExitEvent",
-    "Plan",
-    "Proposer",
-    "ProposerError",
-    "ProviderConnectionError",
-    "ProviderError",
-    "RateLimitError",
-    "ResearchConfig",
-    "ResearchContext",
-    "ResearchState",
-    "ResearchWorker",
-    "RunRecord",
-    "ScriptedProposer",
-    "ScriptedStep",
-    "ServerError",
-    "Status",
-    "Stop",
-    "StoppedEvent",
-    "Task",
-    "TaskBudget",
-    "TaskCycle",
-    "TaskError",
-    "TaskInfo",
-    "TaskManager",
-    "TaskStatus",
-    "TimeoutEvent",
-    "Usage",
-    "Workspace",
-    "WorkspaceError",
-    "__version__",
-    "current_event_source",
-    "current_task_id",
-    "event_slot",
-    "event_source",
-    "load_config",
-    "parse_event",
-]
+        return public_names(__name__, extra=("__version__",))

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import regex
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -22,6 +22,11 @@ from pydantic.alias_generators import to_camel, to_snake
 from autoresearch._model import CamelModel
 from autoresearch.errors import ConfigError
 from autoresearch.metrics import NUMBER_GROUP
+
+if TYPE_CHECKING:
+    from typing import Unpack
+
+    from autoresearch.options import ResearchOptions
 
 __all__ = [
     "RESERVED_DIRS",
@@ -184,8 +189,30 @@ class ResearchConfig(CamelModel):
     """Everything a research worker needs; the seed's ``createResearchWorker`` options.
 
     Fields are snake_case with camelCase aliases, so ``ResearchConfig(repoPath=..., timeoutMs=...)``
-    and ``ResearchConfig(repo_path=..., timeout_ms=...)`` are the same.
+    and ``ResearchConfig(repo_path=..., timeout_ms=...)`` are the same, and so are
+    ``config.timeout_ms`` and ``config.timeoutMs``. The keyword arguments are
+    :class:`~autoresearch.options.ResearchOptions`, which type checkers know.
     """
+
+    if TYPE_CHECKING:  # what type checkers see: both spellings, in and out
+
+        def __init__(self, **options: Unpack[ResearchOptions]) -> None: ...
+
+        repoPath: ClassVar[Path]
+        mutablePaths: ClassVar[list[str]]
+        immutablePaths: ClassVar[list[str]]
+        programPath: ClassVar[str | None]
+        runCommand: ClassVar[str]
+        timeoutMs: ClassVar[int]
+        killGraceMs: ClassVar[int]
+        validateCommand: ClassVar[str | None]
+        minImprovement: ClassVar[float]
+        baseUrl: ClassVar[str | None]
+        providerOptions: ClassVar[dict[str, str]]
+        maxRepairs: ClassVar[int]
+        contextBudget: ClassVar[int]
+        sandboxPaths: ClassVar[list[str]]
+        gpusPerSlot: ClassVar[int]
 
     repo_path: Path
     mutable_paths: list[str] = Field(min_length=1)
@@ -194,7 +221,10 @@ class ResearchConfig(CamelModel):
     run_command: str = Field(min_length=1)
     metric: MetricSpec
     timeout_ms: int = 600_000
-    tag: str = Field(default_factory=default_tag)
+    tag: str | None = None
+    """The run's name (the branch is ``autoresearch/<tag>``). ``None``, "not given", is chosen
+    when the worker prepares (:meth:`with_tag`): the repository's current tag, or today's date
+    (``nov25``) for new research. Until then ``worker.config.tag`` is ``None``."""
     kill_grace_ms: int = 5_000
     memory: MemorySpec | None = None
     validate_command: str | None = None
@@ -286,7 +316,9 @@ class ResearchConfig(CamelModel):
 
     @field_validator("tag")
     @classmethod
-    def _check_tag(cls, value: str) -> str:
+    def _check_tag(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         problem = _tag_problem(value)
         if problem is not None:
             raise ValueError(f"{value!r} cannot name a git branch: {problem}")
@@ -334,17 +366,46 @@ class ResearchConfig(CamelModel):
     def _check_overlap(self) -> ResearchConfig:
         for mutable in self.mutable_paths:
             for immutable in self.immutable_paths:
-                if _overlaps(mutable, immutable):
+                if _inside(immutable, mutable):
+                    continue  # a read-only file in an editable folder: the folder minus it
+                if _inside(mutable, immutable) or mutable == immutable:
                     raise ValueError(
                         f"mutable_paths: {mutable!r} overlaps immutable path {immutable!r}; "
-                        "a file cannot be both editable and read-only"
+                        "a file cannot be both editable and read-only (a read-only path may "
+                        "lie inside an editable folder, not the other way round)"
                     )
         return self
 
+    def with_tag(self, research: str | None, configured: str | None = None) -> ResearchConfig:
+        """A copy with the tag chosen: the one place where a tag not given is resolved.
+
+        ``research`` is the tag the repository's research runs on (state.json), ``configured``
+        the one its config.json names; either is ``None`` when there is none. A tag that was
+        not given becomes ``research``, else ``configured``, else today's (:func:`default_tag`).
+        A tag that was given must be ``research`` when there is one (:class:`ConfigError`,
+        field ``tag``, if not): the cycles recorded belong to that branch until ``reset``.
+        """
+        if self.tag is None:
+            return self.model_copy(update={"tag": research or configured or default_tag()})
+        if research is not None and research != self.tag:
+            raise ConfigError(
+                f"tag: this repository's research runs on tag {research!r}, not {self.tag!r}; "
+                "keep that tag (or leave it out), or run `autoresearch reset` to start over",
+                field="tag",
+            )
+        return self
+
+    @property
+    def chosen_tag(self) -> str:
+        """The tag, once chosen (given, or chosen by :meth:`with_tag` when the worker prepares)."""
+        if self.tag is None:
+            raise RuntimeError("the tag is chosen when the worker prepares (it was not given)")
+        return self.tag
+
     @property
     def branch(self) -> str:
-        """The dedicated branch the worker commits on."""
-        return f"autoresearch/{self.tag}"
+        """The dedicated branch the worker commits on, ``autoresearch/<tag>`` (tag chosen)."""
+        return f"autoresearch/{self.chosen_tag}"
 
     def to_file_dict(self) -> dict[str, Any]:
         """The persisted form (config.json): camelCase, without the repo path or any key."""
@@ -353,10 +414,10 @@ class ResearchConfig(CamelModel):
         return data
 
 
-def _overlaps(a: str, b: str) -> bool:
-    pa, pb = PurePosixPath(a).parts, PurePosixPath(b).parts
-    shorter = min(len(pa), len(pb))
-    return pa[:shorter] == pb[:shorter]
+def _inside(path: str, folder: str) -> bool:
+    """Whether the repo-relative ``path`` lies strictly inside ``folder``."""
+    inner, outer = PurePosixPath(path).parts, PurePosixPath(folder).parts
+    return len(inner) > len(outer) and inner[: len(outer)] == outer
 
 
 def _canonical(key: str) -> str:
@@ -372,13 +433,15 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
 
 
 def load_config(
-    data: ResearchConfig | Mapping[str, Any] | None = None, **overrides: Any
+    data: ResearchConfig | Mapping[str, Any] | None = None, **overrides: Unpack[ResearchOptions]
 ) -> ResearchConfig:
     """Build a :class:`ResearchConfig` from a model, a mapping and/or keyword arguments.
 
-    Both spellings are accepted for every key. Any problem raises :class:`ConfigError` whose
-    ``field`` is the snake_case name of the offending setting and whose message says how to fix
-    it.
+    Both spellings are accepted for every key; ``overrides`` win over ``data``. Any problem
+    (an unknown key among them) raises :class:`ConfigError` whose ``field`` is the snake_case
+    name of the offending setting and whose message says how to fix it. A tag that ``data``
+    left out stays "not given" (``None``) after merging, so it is still adopted from the
+    repository.
     """
     if isinstance(data, ResearchConfig):
         if not overrides:
@@ -390,7 +453,9 @@ def load_config(
     try:
         return ResearchConfig.model_validate(merged)
     except ValidationError as exc:
-        error = exc.errors()[0]
+        errors = exc.errors()
+        # A misspelt option first: it is often why a required one is "missing".
+        error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         field = _field_name(tuple(error["loc"]))
         message = str(error["msg"]).removeprefix("Value error, ")
         if error["type"] == "missing":

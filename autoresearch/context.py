@@ -14,6 +14,7 @@ from pathlib import Path
 import anyio
 
 from autoresearch.config import ResearchConfig
+from autoresearch.gitfiles import under
 from autoresearch.proposers.base import Analysis, ResearchContext
 from autoresearch.results import RunRecord
 
@@ -109,8 +110,12 @@ def _read_all(root: Path, paths: list[str], cap: int | None) -> dict[str, str]:
 
 def _build(config: ResearchConfig, layout: list[str]) -> ResearchContext:
     root = config.repo_path
-    mutable = _read_all(root, config.mutable_paths, None)
     immutable = _read_all(root, config.immutable_paths, MAX_IMMUTABLE_BYTES)
+    mutable = {  # a read-only file inside an editable folder is shown as read-only only
+        path: text
+        for path, text in _read_all(root, config.mutable_paths, None).items()
+        if not under(path, config.immutable_paths)
+    }
     program_rel = _program_path(config)
     program = _read_text(root / program_rel, None) if program_rel else None
     return ResearchContext(

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Annotated, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, get_args
 
 from pydantic import Field, TypeAdapter
 
@@ -90,10 +90,14 @@ class EventSource(CamelModel):
     :func:`event_slot`; read the current one with :func:`current_event_source`.
     """
 
+    if TYPE_CHECKING:  # the NeuroLink spellings, read through CamelModel.__getattr__
+        taskId: ClassVar[str | None]
+
     repo: str
     """The root of the worker's repository (an absolute path, as in ``config.repo_path``)."""
-    tag: str
-    """The worker's run tag (its research branch is ``autoresearch/<tag>``)."""
+    tag: str | None
+    """The worker's run tag (its research branch is ``autoresearch/<tag>``); ``None`` only on
+    the ``stopped`` event of a worker that failed to prepare before choosing a tag not given."""
     slot: int | None = None
     """The parallel slot (1-based) that ran the cycle; None when cycles run one at a time, and
     for events about the worker as a whole (preparing it, ``stopped``)."""
@@ -112,7 +116,7 @@ def current_event_source() -> EventSource | None:
 
 @contextmanager
 def event_source(
-    repo: str | os.PathLike[str], tag: str, *, task_id: str | None = None
+    repo: str | os.PathLike[str], tag: str | None, *, task_id: str | None = None
 ) -> Iterator[EventSource]:
     """Events emitted inside (and in tasks started inside) come from this worker.
 
@@ -173,6 +177,12 @@ class CycleStartEvent(_EventBase):
 class CycleEndEvent(_EventBase):
     """A cycle completed, whatever its status."""
 
+    if TYPE_CHECKING:  # the NeuroLink spellings, read through CamelModel.__getattr__
+        metricValue: ClassVar[float | None]
+        commitHash: ClassVar[str | None]
+        durationMs: ClassVar[int]
+        bestMetric: ClassVar[float | None]
+
     type: Literal["autoresearch:cycle:end"] = "autoresearch:cycle:end"
     cycle: int
     status: Status
@@ -216,6 +226,9 @@ class PhaseEnterEvent(_EventBase):
 class PhaseExitEvent(_EventBase):
     """The worker leaves a phase: ``ok``, ``skipped`` (baseline) or ``failed``."""
 
+    if TYPE_CHECKING:  # the NeuroLink spellings, read through CamelModel.__getattr__
+        durationMs: ClassVar[int]
+
     type: Literal["autoresearch:phase:exit"] = "autoresearch:phase:exit"
     cycle: int
     phase: Phase
@@ -225,6 +238,9 @@ class PhaseExitEvent(_EventBase):
 
 class MetricRecordedEvent(_EventBase):
     """A metric value was parsed from the run's output."""
+
+    if TYPE_CHECKING:  # the NeuroLink spellings, read through CamelModel.__getattr__
+        bestValue: ClassVar[float | None]
 
     type: Literal["autoresearch:metric:recorded"] = "autoresearch:metric:recorded"
     cycle: int
@@ -238,6 +254,9 @@ class MetricRecordedEvent(_EventBase):
 class CommitCreatedEvent(_EventBase):
     """A candidate commit was made on the research branch."""
 
+    if TYPE_CHECKING:  # the NeuroLink spellings, read through CamelModel.__getattr__
+        commitHash: ClassVar[str]
+
     type: Literal["autoresearch:commit:created"] = "autoresearch:commit:created"
     cycle: int
     commit_hash: str
@@ -247,6 +266,10 @@ class CommitCreatedEvent(_EventBase):
 
 class CommitRevertedEvent(_EventBase):
     """A candidate was discarded and the branch restored to the best commit."""
+
+    if TYPE_CHECKING:  # the NeuroLink spellings, read through CamelModel.__getattr__
+        commitHash: ClassVar[str]
+        restoredTo: ClassVar[str]
 
     type: Literal["autoresearch:commit:reverted"] = "autoresearch:commit:reverted"
     cycle: int
@@ -258,6 +281,9 @@ class CommitRevertedEvent(_EventBase):
 class ErrorEvent(_EventBase):
     """Something went wrong: a phase failed, or an event handler raised."""
 
+    if TYPE_CHECKING:  # the NeuroLink spellings, read through CamelModel.__getattr__
+        errorType: ClassVar[str]
+
     type: Literal["autoresearch:error"] = "autoresearch:error"
     cycle: int | None = None
     phase: str | None = None
@@ -267,6 +293,10 @@ class ErrorEvent(_EventBase):
 
 class TimeoutEvent(_EventBase):
     """The experiment ran past its time limit and is being killed."""
+
+    if TYPE_CHECKING:  # the NeuroLink spellings, read through CamelModel.__getattr__
+        timeoutMs: ClassVar[int]
+        elapsedMs: ClassVar[int]
 
     type: Literal["autoresearch:timeout"] = "autoresearch:timeout"
     cycle: int

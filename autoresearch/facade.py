@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import anyio
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import httpx
 
     from autoresearch.history import CycleDetail
+    from autoresearch.options import ResearchOptions
     from autoresearch.tasks import Task, TaskInfo, TaskManager
 
 __all__ = ["LOCAL_PROVIDER", "NeuroLink", "ResetResult"]
@@ -90,14 +91,16 @@ class NeuroLink:
         /,
         *,
         proposer: Proposer | None = None,
-        **options: Any,
+        **options: Unpack[ResearchOptions],
     ) -> ResearchWorker:
         """A worker for one repository.
 
         Pass the options as keyword arguments in either spelling (``repo_path=`` or
-        ``repoPath=``), as a mapping, or as a :class:`ResearchConfig`. Options are validated
-        here (:class:`ConfigError` names the field); checks that need the repository run before
-        the first cycle. ``proposer`` replaces the one the provider would give.
+        ``repoPath=``; :class:`~autoresearch.options.ResearchOptions` lists them for type
+        checkers and IDEs), as a mapping, or as a :class:`ResearchConfig`, which keyword
+        arguments then override. Options are validated here (:class:`ConfigError` names the
+        field, an unknown one included); checks that need the repository run before the first
+        cycle. ``proposer`` replaces the one the provider would give.
         """
         resolved = load_config(config, **options)
         if resolved.provider is None and self.provider is not None:
@@ -114,7 +117,7 @@ class NeuroLink:
         *,
         force: bool = False,
         proposer: Proposer | None = None,
-        **options: Any,
+        **options: Unpack[ResearchOptions],
     ) -> ResearchWorker:
         """Set a repository up for research (what ``autoresearch init`` does) and return its worker.
 
@@ -130,22 +133,17 @@ class NeuroLink:
                 "(force=True) to replace its configuration (results are kept)",
                 field="repo_path",
             )
-        if force:
-            state = await workspace.read_state()
-            explicit = "tag" in worker.config.model_fields_set
-            if state and explicit and state.tag != worker.config.tag:
-                raise ConfigError(
-                    f"tag: this repository's research runs on tag {state.tag!r} "
-                    f"({state.cycle_count} cycles); keep that tag, or run `autoresearch reset` "
-                    "to start over",
-                    field="tag",
-                )
         await worker.prepare()
         await worker.announce_hooks()
         return worker
 
     async def load_research_worker(
-        self, repo_path: str | Path, *, proposer: Proposer | None = None, **overrides: Any
+        self,
+        repo_path: str | Path,
+        /,
+        *,
+        proposer: Proposer | None = None,
+        **overrides: Unpack[ResearchOptions],
     ) -> ResearchWorker:
         """A worker for a repository set up earlier, from its ``.autoresearch/config.json``.
 
@@ -178,7 +176,7 @@ class NeuroLink:
         try:
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
             git = await GitRepo.open(root)
-            prefix = f"refs/autoresearch/{config.tag}/"
+            prefix = f"refs/autoresearch/{config.chosen_tag}/"
             names = await git.refs_under(prefix)
             renames = {
                 name: f"{prefix}archive/{stamp}/{name[len(prefix) :]}"
@@ -190,7 +188,9 @@ class NeuroLink:
         finally:
             await workspace.release_lock(lock)
         return ResetResult(
-            folder=folder, refs=f"{prefix}archive/{stamp}/" if renames else None, tag=config.tag
+            folder=folder,
+            refs=f"{prefix}archive/{stamp}/" if renames else None,
+            tag=config.chosen_tag,
         )
 
     async def cycle_detail(self, repo_path: str | Path, cycle: int) -> CycleDetail:

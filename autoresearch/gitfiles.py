@@ -82,6 +82,11 @@ def walk_tree(tree: pygit2.Tree, base: str = "") -> Iterator[str]:
             yield rel
 
 
+def under(rel: str, specs: Sequence[str]) -> bool:
+    """Whether the repo-relative file ``rel`` is one of ``specs`` or inside one of them."""
+    return any(rel == spec or rel.startswith(f"{spec}/") for spec in specs)
+
+
 def mode_of(st: os.stat_result) -> int | None:
     """Return the git file mode of a working-tree file; None for things git cannot track."""
     if stat.S_ISLNK(st.st_mode):
@@ -178,12 +183,17 @@ class WorkFiles:
         return self._repo.hashfile(rel) != entry[0]
 
     def scan(
-        self, head_tree: pygit2.Tree, specs: list[str], untracked: Collection[str] | None = None
+        self,
+        head_tree: pygit2.Tree,
+        specs: list[str],
+        untracked: Collection[str] | None = None,
+        exclude: Sequence[str] = (),
     ) -> tuple[set[str], set[str]]:
         """Compare the files under ``specs`` with HEAD's tree: (added or modified, deleted).
 
         Files HEAD does not track count as added when they are not ignored, or, when
-        ``untracked`` is given, only when they are listed in it.
+        ``untracked`` is given, only when they are listed in it. Files under ``exclude`` are
+        left out.
         """
         index = self._repo.index
         index.read(False)
@@ -212,6 +222,9 @@ class WorkFiles:
                         changed.add(rel)
                 elif rel in index or not self._repo.path_is_ignored(rel):
                     changed.add(rel)
+        if exclude:
+            changed = {rel for rel in changed if not under(rel, exclude)}
+            deleted = {rel for rel in deleted if not under(rel, exclude)}
         return changed, deleted
 
     def restore(
@@ -225,8 +238,11 @@ class WorkFiles:
         save_as: str | None,
         restoring: str,
         author: Callable[[], pygit2.Signature],
+        exclude: Sequence[str] = (),
     ) -> SavedWork | None:
         """Write the files under ``specs`` exactly as in ``target``; the index is not touched.
+
+        Files under ``exclude`` are neither written nor deleted.
 
         Files under ``specs`` that ``head``, an ``ours`` tree or ``written`` (path to blob id)
         hold but ``target`` lacks are deleted. Content in none of those nor in ``target`` is
@@ -243,6 +259,9 @@ class WorkFiles:
                     known.setdefault(rel, set()).add(oid)
         for spec in specs:
             new.update(tree_entries(target, spec))
+        if exclude:
+            known = {rel: oids for rel, oids in known.items() if not under(rel, exclude)}
+            new = {rel: entry for rel, entry in new.items() if not under(rel, exclude)}
         foreign = self._foreign(known)
         saved = None
         if foreign:

@@ -482,8 +482,9 @@ class GitRepo:
         *,
         expect: Expect | None = None,
         untracked: Collection[str] | None = None,
+        exclude: Sequence[str] = (),
     ) -> str | None:
-        """Commit exactly the changes under ``paths`` on the current branch.
+        """Commit exactly the changes under ``paths`` (but not under ``exclude``) on the branch.
 
         Modifications and deletions of tracked files under ``paths`` are staged, and new files:
         every one that is not ignored, or only those listed in ``untracked`` when it is given
@@ -494,13 +495,13 @@ class GitRepo:
         ``user.name``/``user.email`` in the repo's config, else :data:`DEFAULT_AUTHOR`.
         Returns the new full sha, or None when nothing under ``paths`` changed.
         """
-        specs = self._specs(paths)
+        specs, skip = self._specs(paths), self._specs(exclude) if exclude else []
         allowed = None if untracked is None else {s for s in self._specs(list(untracked)) if s}
 
         def commit() -> str | None:
             repo = self._repo
             self._check_head(expect)
-            modified, deleted = self._files.scan(self._head().tree, specs, allowed)
+            modified, deleted = self._files.scan(self._head().tree, specs, allowed, skip)
             if not modified and not deleted:
                 return None
             head = self._head()
@@ -534,8 +535,11 @@ class GitRepo:
         ours: Sequence[str] = (),
         written: Mapping[str, str] | None = None,
         save_as: str | None = None,
+        exclude: Sequence[str] = (),
     ) -> SavedWork | None:
         """Make the branch, the index and the files under ``paths`` exactly as in ``commit``.
+
+        Files under ``exclude`` (read-only files inside ``paths``) are left as they are.
 
         The current branch (or the detached HEAD) moves to ``commit`` and the index is reset to
         its tree (when ``commit`` is HEAD already, the index is left as it is). Files under
@@ -553,7 +557,7 @@ class GitRepo:
         saving; without ``save_as`` such content makes the restore fail instead. With
         ``expect``, HEAD must be there first (:class:`HeadMovedError` otherwise).
         """
-        specs = self._specs(paths)
+        specs, skip = self._specs(paths), self._specs(exclude) if exclude else []
         extra = {rel: pygit2.Oid(hex=blob) for rel, blob in (written or {}).items() if rel}
 
         def restore() -> SavedWork | None:
@@ -569,6 +573,7 @@ class GitRepo:
                 save_as=save_as,
                 restoring=commit,
                 author=self._signature,
+                exclude=skip,
             )
             self._check_head(expect)  # nobody moved it while the files were written
             if target.id != head.id:  # else the index already holds HEAD's (and our) entries

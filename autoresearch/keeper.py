@@ -66,7 +66,7 @@ class Keeper:
 
     def commit_title(self, cycle: int) -> str:
         """How the message of the candidate commit of ``cycle`` begins."""
-        return f"autoresearch {self.config.tag} #{cycle}: "
+        return f"autoresearch {self.config.chosen_tag} #{cycle}: "
 
     async def restore(
         self,
@@ -86,10 +86,11 @@ class Keeper:
         saved = await self.git.restore(
             target,
             self.config.mutable_paths,
+            exclude=self.config.immutable_paths,
             expect=Expect(self.config.branch, expect),
             ours=ours,
             written=written,
-            save_as=f"refs/autoresearch/{self.config.tag}/saved/{stamp}",
+            save_as=f"refs/autoresearch/{self.config.chosen_tag}/saved/{stamp}",
         )
         if saved is not None:
             files = ", ".join(saved.paths[:5]) + (" …" if len(saved.paths) > 5 else "")
@@ -163,7 +164,7 @@ class Keeper:
         A new cycle never reuses a number, so it never overwrites a log or a candidate's ref,
         even after runs.jsonl was lost or the session was reset.
         """
-        prefix = f"refs/autoresearch/{self.config.tag}/"
+        prefix = f"refs/autoresearch/{self.config.chosen_tag}/"
         numbers = [r.cycle for r in ledger.history]
         numbers += [
             int(n)
@@ -208,7 +209,7 @@ class Keeper:
         if candidate is None and number is not None and await self._made(head, number, parent):
             candidate = head  # killed between making the commit and writing state.json
         if number is not None and candidate is not None and candidate != parent:
-            await git.set_ref(f"refs/autoresearch/{self.config.tag}/{number}", candidate)
+            await git.set_ref(f"refs/autoresearch/{self.config.chosen_tag}/{number}", candidate)
         if head in (parent, candidate):
             await self.restore(
                 number,

@@ -160,7 +160,7 @@ class Ledger:
         summary = summarize(self.history)
         self._state = ResearchState(
             branch=self.config.branch,
-            tag=self.config.tag,
+            tag=self.config.chosen_tag,
             phase="idle",
             cycle_count=summary.cycles,
             keep_count=summary.kept,

@@ -30,7 +30,7 @@ class Preflight:
 
     git: GitRepo
     config: ResearchConfig
-    """The configuration, with the repository's tag adopted when none was given."""
+    """The configuration, its tag chosen (the repository's adopted when none was given)."""
     state: ResearchState | None
     stale_locks: tuple[Path, ...] = ()
     """Git lock files the interrupted cycle left; the worker removes them before recovering."""
@@ -56,9 +56,9 @@ async def check_repository(config: ResearchConfig) -> Preflight:
     The repository must open, the configured paths must exist (an interrupted cycle's missing
     mutable files excepted: recovery brings them back), every mutable path must be tracked by
     git outside any submodule, ``.autoresearch/`` must not be tracked, the tag must match the
-    repository's research (adopted when left to its default), no git lock file may be in the
-    way and tracked files must be clean, except the mutable files of a cycle an earlier
-    process left undecided. Raises :class:`ConfigError` naming the field.
+    repository's research (adopted when not given: :meth:`ResearchConfig.with_tag`), no git
+    lock file may be in the way and tracked files must be clean, except the mutable files of a
+    cycle an earlier process left undecided. Raises :class:`ConfigError` naming the field.
     """
     git = await GitRepo.open(config.repo_path)
     workspace = Workspace(config.repo_path)
@@ -76,16 +76,8 @@ async def check_repository(config: ResearchConfig) -> Preflight:
             f"there; run `git rm -r --cached {WORKSPACE_DIR}` and commit, then try again",
             field="repo_path",
         )
-    if "tag" not in config.model_fields_set:
-        tag = state.tag if state is not None else await _configured_tag(workspace)
-        if tag is not None and tag != config.tag:
-            config = config.model_copy(update={"tag": tag})
-    elif state is not None and state.tag != config.tag:
-        raise ConfigError(
-            f"tag: this repository's research runs on tag {state.tag!r}, not {config.tag!r}; "
-            f"use tag {state.tag!r} or reset .autoresearch/ to start over",
-            field="tag",
-        )
+    configured = None if state is not None else await _configured_tag(workspace)
+    config = config.with_tag(state.tag if state is not None else None, configured)
     stale = await _stale_locks(git, config, state if interrupted else None)
     found = Preflight(git, config, state, stale)
     dirty = await git.dirty_tracked_files()
@@ -123,7 +115,7 @@ def _ours(path: Path, config: ResearchConfig, interrupted: ResearchState | None)
         "refs" in parts
         and (
             "/".join(parts[parts.index("refs") :]).startswith(
-                (f"refs/heads/{config.branch}.lock", f"refs/autoresearch/{config.tag}/")
+                (f"refs/heads/{config.branch}.lock", f"refs/autoresearch/{config.chosen_tag}/")
             )
         )
     )

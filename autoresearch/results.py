@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field
 
@@ -32,6 +32,12 @@ STATUSES: tuple[Status, ...] = ("keep", "discard", "crash", "timeout", "invalid"
 
 class Usage(CamelModel):
     """Model token usage (zero for the offline proposer)."""
+
+    if TYPE_CHECKING:  # the NeuroLink spellings, read through CamelModel.__getattr__
+        inputTokens: ClassVar[int]
+        outputTokens: ClassVar[int]
+        cacheReadTokens: ClassVar[int]
+        cacheWriteTokens: ClassVar[int]
 
     input_tokens: int = 0
     output_tokens: int = 0
@@ -68,6 +74,16 @@ class RunRecord(CamelModel):
 
     Unknown keys are ignored on read so that older engines can read newer ledgers.
     """
+
+    if TYPE_CHECKING:  # the NeuroLink spellings, read through CamelModel.__getattr__
+        parentCommit: ClassVar[str | None]
+        memoryGb: ClassVar[float | None]
+        startedAt: ClassVar[str]
+        durationMs: ClassVar[int]
+        exitCode: ClassVar[int | None]
+        logPath: ClassVar[str | None]
+        phaseDurationsMs: ClassVar[dict[str, int]]
+        replayOf: ClassVar[int | None]
 
     model_config = ConfigDict(extra="ignore")
 
@@ -113,6 +129,13 @@ features behind them writes the same lines as before they existed."""
 
 class CycleResult(CamelModel):
     """What ``run_experiment_cycle`` returns: the seed's result, with both spellings."""
+
+    if TYPE_CHECKING:  # the NeuroLink spellings, read through CamelModel.__getattr__
+        metricValue: ClassVar[float | None]
+        commitHash: ClassVar[str | None]
+        durationMs: ClassVar[int]
+        memoryGb: ClassVar[float | None]
+        bestMetric: ClassVar[float | None]
 
     cycle: int
     status: Status

@@ -42,7 +42,7 @@ class SlotCheckouts:
         return self.dir / str(slot)
 
     def _name(self, slot: int) -> str:
-        return f"autoresearch-{self._config.tag}-{slot}"
+        return f"autoresearch-{self._config.chosen_tag}-{slot}"
 
     async def checkout(self, slot: int, commit: str) -> GitRepo:
         """Slot ``slot``'s checkout with HEAD detached at ``commit`` (made if missing)."""

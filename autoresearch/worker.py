@@ -352,16 +352,15 @@ class ResearchWorker:
         ``autoresearch/<tag>`` is created and checked out, config.json is written and an
         interrupted cycle from an earlier process is recorded as a crash.
         """
-        with self._source():
-            async with self._prepare_lock:
-                if not self._prepared:
-                    await self._prepare()
-                    self._prepared = True
+        async with self._prepare_lock:
+            if not self._prepared:
+                await self._prepare()
+                self._prepared = True
 
     async def run_experiment_cycle(self, hint: str | None = None) -> CycleResult:
         """Run one full cycle and return its result (a failed experiment is a status)."""
+        await self.prepare()
         with self._source():
-            await self.prepare()
             async with self._cycle_lock:
                 if self.config.slots > 1:
                     return await self._slot_cycle(1, hint)
@@ -392,27 +391,25 @@ class ResearchWorker:
         self._stop_requested = False
         results: list[CycleResult] = []
         rules = _Rules(max_cycles, hint, before_cycle, after_cycle)
-        with self._source():
-            try:
-                await self.prepare()
+        try:
+            await self.prepare()
+            with self._source():
                 loop = self._run_slots if self.config.slots > 1 else self._run_serial
                 stop = await loop(rules, results)
-            except anyio.get_cancelled_exc_class():
-                if announce:
-                    with anyio.CancelScope(shield=True), handlers_within(HANDLER_GRACE_S):
-                        await self._emit(StoppedEvent(reason="cancelled", cycles=len(results)))
-                raise
-            except Exception as exc:
-                if announce:
-                    message = f"{type(exc).__name__}: {exc}"
-                    await self._emit(
-                        StoppedEvent(reason="error", cycles=len(results), message=message)
-                    )
-                raise
+        except anyio.get_cancelled_exc_class():
             if announce:
-                await self._emit(
-                    StoppedEvent(reason=stop.reason, cycles=len(results), message=stop.message)
-                )
+                with anyio.CancelScope(shield=True), handlers_within(HANDLER_GRACE_S):
+                    await self._emit(StoppedEvent(reason="cancelled", cycles=len(results)))
+            raise
+        except Exception as exc:
+            if announce:
+                message = f"{type(exc).__name__}: {exc}"
+                await self._emit(StoppedEvent(reason="error", cycles=len(results), message=message))
+            raise
+        if announce:
+            await self._emit(
+                StoppedEvent(reason=stop.reason, cycles=len(results), message=stop.message)
+            )
         return results
 
     async def _next(
@@ -648,8 +645,8 @@ class ResearchWorker:
         the right default (a formatter hook would change what is measured), but users should
         know. Nothing is said when the repository has no commit hooks.
         """
+        await self.prepare()
         with self._source():
-            await self.prepare()
             assert self._git is not None
             hooks = await self._git.hooks()
             if hooks:
@@ -660,7 +657,11 @@ class ResearchWorker:
                 )
 
     def _source(self) -> AbstractContextManager[EventSource]:
-        """Events emitted inside name this worker (its repository and tag) as their source."""
+        """Events emitted inside name this worker (its repository and tag) as their source.
+
+        Entered once the worker has prepared (its tag is then chosen), and around the
+        ``stopped`` event, whose tag is ``None`` when preparing failed before choosing it.
+        """
         return event_source(self.config.repo_path, self.config.tag)
 
     # The seed's spellings.
@@ -671,12 +672,13 @@ class ResearchWorker:
 
     async def _prepare(self) -> None:
         found = await check_repository(self.config)
-        self.config = found.config
+        self.config = found.config  # its tag chosen
         # Nothing has been written up to here; from now on the repository is ours to set up,
         # and no other process may write to it while this worker lives.
         self._lock = await self.workspace.acquire_lock()
         try:
-            await self._set_up(found)
+            with self._source():
+                await self._set_up(found)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self.workspace.release_lock(self._lock)
@@ -769,7 +771,9 @@ class ResearchWorker:
             c.running = RunningCycle(cycle=number, slot=slot, parent_commit=head)
             state.in_flight.append(c.running)
         await self._emit(
-            CycleStartEvent(cycle=number, tag=self.config.tag, hint=hint, baseline=c.baseline)
+            CycleStartEvent(
+                cycle=number, tag=self.config.chosen_tag, hint=hint, baseline=c.baseline
+            )
         )
         return c
 
@@ -959,6 +963,7 @@ class ResearchWorker:
         commit = await git.commit_paths(
             self.config.mutable_paths,
             message,
+            exclude=self.config.immutable_paths,
             expect=Expect(None if c.place else self.config.branch, c.parent),
             untracked=c.applied.created,
         )
@@ -971,7 +976,7 @@ class ResearchWorker:
             c.running.candidate_commit = commit
         else:
             self._state.candidate_commit = commit
-        await self._git.set_ref(f"refs/autoresearch/{self.config.tag}/{c.number}", commit)
+        await self._git.set_ref(f"refs/autoresearch/{self.config.chosen_tag}/{c.number}", commit)
         await self._emit(
             CommitCreatedEvent(
                 cycle=c.number,
@@ -1075,7 +1080,7 @@ class ResearchWorker:
         slot = c.slot or 1
         env = {
             "AUTORESEARCH_CYCLE": str(c.number),
-            "AUTORESEARCH_TAG": self.config.tag,
+            "AUTORESEARCH_TAG": self.config.chosen_tag,
             "AUTORESEARCH_COMMIT": c.candidate or c.parent,
             "AUTORESEARCH_SLOT": str(slot),
         }
@@ -1423,4 +1428,5 @@ class ResearchWorker:
         return self._slots
 
     async def _emit(self, event: Event) -> None:
-        await self.emitter.emit(event)
+        with self._source():  # inside a cycle: the same source, its slot kept
+            await self.emitter.emit(event)

@@ -21,7 +21,7 @@ import shutil
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 import anyio
 from pydantic import ConfigDict, Field, ValidationError
@@ -48,6 +48,9 @@ WORKSPACE_DIR = ".autoresearch"
 class Measured(CamelModel):
     """A cycle's measured outcome, kept in state.json until the ledgers have it."""
 
+    if TYPE_CHECKING:  # the NeuroLink spellings, read through CamelModel.__getattr__
+        memoryGb: ClassVar[float | None]
+
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     status: Status
@@ -59,6 +62,10 @@ class Measured(CamelModel):
 
 class RunningCycle(CamelModel):
     """A cycle in progress in one of the parallel slots (state.json's ``inFlight``)."""
+
+    if TYPE_CHECKING:  # the NeuroLink spellings, read through CamelModel.__getattr__
+        parentCommit: ClassVar[str]
+        candidateCommit: ClassVar[str | None]
 
     model_config = ConfigDict(extra="ignore", frozen=False)
 
@@ -72,6 +79,21 @@ class RunningCycle(CamelModel):
 
 class ResearchState(CamelModel):
     """state.json: where the research stands. ``phase`` is ``idle`` between cycles."""
+
+    if TYPE_CHECKING:  # the NeuroLink spellings, read through CamelModel.__getattr__
+        cycleCount: ClassVar[int]
+        keepCount: ClassVar[int]
+        bestMetric: ClassVar[float | None]
+        baselineMetric: ClassVar[float | None]
+        bestCommit: ClassVar[str | None]
+        lastStatus: ClassVar[Status | None]
+        startedAt: ClassVar[str]
+        updatedAt: ClassVar[str]
+        currentCycle: ClassVar[int | None]
+        parentCommit: ClassVar[str | None]
+        candidateCommit: ClassVar[str | None]
+        experimentPid: ClassVar[int | None]
+        inFlight: ClassVar[list[RunningCycle]]
 
     model_config = ConfigDict(extra="ignore", frozen=False)
 

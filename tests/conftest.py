@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -34,6 +35,39 @@ TRAIN = textwrap.dedent(
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def tool(name: str, debian_package: str, *, linux_only: bool = False) -> str:
+    """The path of the program ``name`` a test needs: skipped only where it cannot exist.
+
+    A platform that cannot have it (``linux_only`` elsewhere) skips the test. Anywhere else a
+    missing tool fails the test with the package to install, because `.ci/run` installs every
+    tool the tests need and every test must run.
+    """
+    if linux_only and not sys.platform.startswith("linux"):
+        pytest.skip(f"{name} exists only on Linux")
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(
+            f"{name} is not installed; install it (Debian: apt-get install {debian_package}), "
+            "as .ci/run does"
+        )
+    return found
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """On CI (``CI`` set, as .ci/run's runner sets it) a skipped test is a failure.
+
+    CI must run every test: a skip there means a tool or a permission is missing that .ci/run
+    should provide. The report says which test and why it would have skipped.
+    """
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("CI") and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped on CI, where every test must run: {reason}"
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import anyio
 import pytest
 
-import autoresearch
 from autoresearch import (
     EVENT_NAMES,
     CycleEndEvent,
@@ -141,12 +140,3 @@ def test_events_speak_both_spellings_and_round_trip() -> None:
     assert parse_event(data) == event
     with pytest.raises(Exception):
         event.cycle = 4  # type: ignore[misc]  # frozen
-
-
-def test_public_names_are_pinned() -> None:
-    assert autoresearch.__all__ == sorted(autoresearch.__all__, key=lambda n: (not n.isupper(), n))
-    for name in autoresearch.__all__:
-        assert hasattr(autoresearch, name), name
-    assert {"NeuroLink", "ResearchWorker", "ResearchConfig", "CycleResult", "EventEmitter"} <= set(
-        autoresearch.__all__
-    )

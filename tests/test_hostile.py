@@ -25,7 +25,7 @@ from autoresearch import (
 )
 from autoresearch.edits import MAX_FILE_BYTES
 from autoresearch.metrics import PatternTooSlowError, find_last_match
-from tests.conftest import Recorder, base_config, git, make_repo, snapshot
+from tests.conftest import Recorder, base_config, git, make_repo, snapshot, tool
 
 pytestmark = pytest.mark.anyio
 
@@ -165,10 +165,8 @@ async def test_disk_full_while_writing_the_log_is_a_crash_with_the_reason(repo: 
     assert after.status == "keep"
 
 
-@pytest.mark.skipif(
-    shutil.which("bwrap") is None, reason="bubblewrap (Debian: bubblewrap) is not installed"
-)
 async def test_bwrap_sandbox_blocks_network_and_writes_outside(tmp_path: Path) -> None:
+    tool("bwrap", "bubblewrap", linux_only=True)
     outside = tmp_path / "outside"
     outside.mkdir()
     server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)

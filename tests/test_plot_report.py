@@ -22,7 +22,7 @@ from autoresearch.plot import (
     summarize,
 )
 from autoresearch.report import load_report, render_report
-from tests.conftest import TRAIN, make_repo, snapshot
+from tests.conftest import TRAIN, make_repo, snapshot, tool
 from tests.test_worker import set_x, worker_for
 
 runner = CliRunner()
@@ -222,9 +222,7 @@ def test_report_sdk_returns_the_document(researched: Path) -> None:
 
 
 def test_report_renders_in_headless_chromium(researched: Path, tmp_path: Path) -> None:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("chromium is not on PATH (Debian: apt-get install chromium)")
+    chromium = shutil.which("chromium-browser") or tool("chromium", "chromium")
     pytest.importorskip("matplotlib")
     page = tmp_path / "report.html"
     assert runner.invoke(app, ["report", str(researched), "-o", str(page)]).exit_code == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import json
 import os
+import shlex
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from typer.core import TyperCommand
 
 from autoresearch.cli import defer_signals
 from autoresearch.cli.args import (
+    FormatOpt,
     GpusOpt,
     GpusPerSlotOpt,
     JsonOpt,
@@ -28,6 +30,7 @@ from autoresearch.cli.args import (
     _slot_options,
     _split,
     _timeout_ms,
+    _wants_json,
 )
 from autoresearch.cli.errors import (
     _errors,
@@ -109,7 +112,10 @@ def init(
     target: Annotated[
         list[str],
         typer.Option(
-            help="Files the agent may edit (comma-separated, repeatable).", show_default=False
+            "--target",
+            "-t",
+            help="Files the agent may edit (comma-separated, repeatable).",
+            show_default=False,
         ),
     ],
     run_command: Annotated[
@@ -281,7 +287,7 @@ def init(
     defer_signals()  # from here on init writes: a signal waits until it is done
     worker = _run(main)
     config = worker.config
-    where = "" if repo is None else f" {repo}"
+    where = "" if repo is None else f" {shlex.quote(str(repo))}"
     _out().print(
         f"Initialised {config.repo_path} on branch {config.branch}: {config.metric.name} "
         f"({config.metric.direction} is better), timeout {config.timeout_ms / 1000:g} s, "
@@ -334,9 +340,10 @@ def _research(
         except BaseException:
             view.detach(emitter)
             raise
+        view.resume(worker.history, worker.state.best_metric if worker.state else None)
         try:
             with view:
-                return await _interruptible(lambda: body(worker))
+                return await _interruptible(lambda: body(worker), on_signal=view.close)
         finally:
             view.detach(emitter)
             with anyio.CancelScope(shield=True):
@@ -360,7 +367,13 @@ QuietOpt = Annotated[
     bool, typer.Option("--quiet", "-q", help="Plain one-line-per-cycle output, no live view.")
 ]
 HintOpt = Annotated[
-    str | None, typer.Option(help="A hint for the proposer, e.g. 'try a larger batch'.")
+    str | None,
+    typer.Option(
+        "--hint",
+        "--description",
+        help="A hint for the proposer, e.g. 'try a larger batch' (--description: NeuroLink's "
+        "name for it).",
+    ),
 ]
 
 
@@ -428,11 +441,12 @@ async def _status_now(workspace: Workspace) -> tuple[ResearchState | None, bool,
 
 
 @app.command()
-def status(repo: RepoArg = None, as_json: JsonOpt = False) -> None:
+def status(repo: RepoArg = None, as_json: JsonOpt = False, output_format: FormatOpt = None) -> None:
     """Where the research stands: phase, running or interrupted, cycles, baseline → best."""
     from autoresearch.cli.render import status_table
     from autoresearch.ledger import measured_facts
 
+    as_json = _wants_json(as_json, output_format)
     workspace, config = _load(repo)
     state, running, pid = _run(lambda: _status_now(workspace))
     if as_json:
@@ -461,11 +475,17 @@ def status(repo: RepoArg = None, as_json: JsonOpt = False) -> None:
 def results(
     repo: RepoArg = None,
     as_json: JsonOpt = False,
-    limit: Annotated[int | None, typer.Option(min=1, help="Show only the last N cycles.")] = None,
+    output_format: FormatOpt = None,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", "--last", min=1, help="Show only the last N cycles."),
+    ] = None,
 ) -> None:
     """The results table: every cycle's commit, metric, delta, memory, status and description."""
     from autoresearch.cli.render import fmt_metric, percent_change, results_table
     from autoresearch.ledger import summarize
+
+    as_json = _wants_json(as_json, output_format)
 
     workspace, config = _load(repo)
 
@@ -480,7 +500,11 @@ def results(
     if not records:
         _out().print("no results yet: run `autoresearch run-once` first", markup=False)
         return
-    _out().print(results_table(records, config.metric.name, config.metric.direction, limit))
+    console = _out()
+    table = results_table(
+        records, config.metric.name, config.metric.direction, limit, fit=console.is_terminal
+    )
+    console.print(table)
     summary = summarize(records)
     change = percent_change(summary.baseline, summary.best)
     _out().print(
@@ -610,8 +634,6 @@ def quickstart(
 
 
 def _python() -> str:
-    import shlex
-
     return shlex.quote(sys.executable)
 
 

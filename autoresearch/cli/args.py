@@ -7,6 +7,7 @@ like the values typer checks.
 
 from __future__ import annotations
 
+import enum
 import math
 import os
 from pathlib import Path
@@ -16,7 +17,7 @@ import typer
 
 from autoresearch.cli.errors import _usage_error
 
-__all__ = ["JsonOpt", "RepoArg"]
+__all__ = ["FormatOpt", "JsonOpt", "OutputFormat", "RepoArg"]
 
 RepoArg = Annotated[
     Path | None,
@@ -85,6 +86,30 @@ def _kill_grace_ms(seconds: float) -> int:
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+
+
+class OutputFormat(enum.StrEnum):
+    """How a command prints: ``text`` for people, ``json`` for programs."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+FormatOpt = Annotated[
+    OutputFormat | None,
+    typer.Option(
+        "--format",
+        help="text or json; --format json is --json (NeuroLink's spelling).",
+        show_default=False,
+    ),
+]
+
+
+def _wants_json(as_json: bool, output_format: OutputFormat | None) -> bool:
+    """Whether ``--json`` or ``--format json`` was given (a usage error if they disagree)."""
+    if as_json and output_format is OutputFormat.TEXT:
+        _usage_error("--json and --format text disagree; give one of them")
+    return as_json or output_format is OutputFormat.JSON
 
 
 def _gpu_list(values: list[str] | None) -> list[int] | None:

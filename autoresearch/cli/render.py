@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Literal
 
+from rich import box
+from rich.console import JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -17,6 +19,7 @@ __all__ = [
     "STATUS_STYLES",
     "cycle_line",
     "fmt_metric",
+    "listing",
     "percent_change",
     "results_table",
     "status_table",
@@ -89,24 +92,57 @@ def status_table(
     return table
 
 
+def listing(
+    columns: Sequence[tuple[str, JustifyMethod]], *, flexible: Collection[str], fit: bool
+) -> Table:
+    """A borderless table of (header, justify) columns, as wide as its terminal allows.
+
+    Columns not in ``flexible`` keep each value whole on one line; the flexible ones share
+    the rest of the width. With ``fit`` (a terminal) their values are cut with ``…`` so that
+    no row wraps; otherwise (a file, a pipe) they wrap, so that nothing is lost.
+    """
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 1),
+        collapse_padding=True,
+        pad_edge=False,
+        expand=fit,
+    )
+    for name, justify in columns:
+        if name not in flexible:
+            table.add_column(name, justify=justify, no_wrap=True)
+        elif fit:
+            table.add_column(name, justify=justify, no_wrap=True, overflow="ellipsis", ratio=1)
+        else:
+            table.add_column(name, justify=justify)  # wraps between words
+    return table
+
+
 def results_table(
     records: Sequence[RunRecord],
     metric: str,
     direction: Literal["lower", "higher"],
     limit: int | None = None,
+    *,
+    fit: bool = False,
 ) -> Table:
-    """The ``results`` command's table; ``delta`` is against the best before each row."""
-    table = Table(title=f"{metric} ({direction} is better)", title_justify="left")
-    for name, justify in (
+    """The ``results`` command's table; ``delta`` is against the best before each row.
+
+    The description takes the rest of the width (see :func:`listing`); in a terminal it is
+    cut with ``…``, and ``show`` prints it in full.
+    """
+    columns: list[tuple[str, JustifyMethod]] = [
         ("cycle", "right"),
         ("commit", "left"),
         (metric, "right"),
         ("Δ vs best", "right"),
-        ("memory GB", "right"),
+        ("mem GB", "right"),
         ("status", "left"),
         ("description", "left"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    ]
+    table = listing(columns, flexible={"description"}, fit=fit)
+    table.title, table.title_justify = f"{metric} ({direction} is better)", "left"
     best: float | None = None
     rows: list[tuple[RunRecord, str]] = []
     for record in records:

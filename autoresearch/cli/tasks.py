@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from autoresearch.cli import defer_signals
 from autoresearch.cli.app import _out
-from autoresearch.cli.args import JsonOpt, RepoArg, _find_repo
+from autoresearch.cli.args import FormatOpt, JsonOpt, RepoArg, _find_repo, _wants_json
 from autoresearch.cli.errors import _run, _say
 from autoresearch.errors import TaskError
 
@@ -155,8 +154,11 @@ def _usage_text(info: TaskInfo) -> str:
 
 
 @task_app.command("list")
-def task_list(as_json: JsonOpt = False, home: HomeOpt = None) -> None:
+def task_list(
+    as_json: JsonOpt = False, output_format: FormatOpt = None, home: HomeOpt = None
+) -> None:
     """Every saved task: status, repository, cycles run, spend and why it stopped."""
+    as_json = _wants_json(as_json, output_format)
     infos: list[TaskInfo] = _call(home, lambda m: m.list())
     if as_json:
         typer.echo(json.dumps([info.to_json_dict() for info in infos], indent=2))
@@ -164,21 +166,34 @@ def task_list(as_json: JsonOpt = False, home: HomeOpt = None) -> None:
     if not infos:
         _out().print("no tasks yet: save one with `autoresearch start REPO`", markup=False)
         return
-    table = Table()
-    for name in ("id", "status", "repository", "cycles", "spent", "reason"):
-        table.add_column(name, overflow="fold")
+    from autoresearch.cli.render import listing
+
+    console = _out()
+    names = ("id", "status", "repository", "cycles", "spent", "reason")
+    table = listing(
+        [(name, "left") for name in names],
+        flexible={"repository", "reason"},
+        fit=console.is_terminal,
+    )
     for info in infos:
         runs = f"{info.cycles}/{info.task.max_runs}" if info.task.max_runs else str(info.cycles)
         table.add_row(
             info.id, info.status, info.repo_path, runs, _usage_text(info), info.reason or ""
         )
-    _out().print(table)
+    console.print(table)
 
 
 @task_app.command("show")
-def task_show(task_id: TaskIdArg, as_json: JsonOpt = False, home: HomeOpt = None) -> None:
+def task_show(
+    task_id: TaskIdArg,
+    as_json: JsonOpt = False,
+    output_format: FormatOpt = None,
+    home: HomeOpt = None,
+) -> None:
     """One task in full: its definition, status, lease, spend and cycle history."""
     from autoresearch.cli.render import fmt_metric
+
+    as_json = _wants_json(as_json, output_format)
 
     async def load(manager: TaskManager) -> tuple[TaskInfo, list[Any]]:
         return await manager.get(task_id), await manager.cycles(task_id)
@@ -207,9 +222,15 @@ def task_show(task_id: TaskIdArg, as_json: JsonOpt = False, home: HomeOpt = None
     for name, value in rows:
         console.print(f"{name + ':':<19}{value}", markup=False)
     if cycles:
-        table = Table(title="history", title_justify="left")
-        for name in ("cycle", "status", "metric", "tokens", "description"):
-            table.add_column(name, overflow="fold")
+        from autoresearch.cli.render import listing
+
+        table = listing(
+            [("cycle", "right"), ("status", "left"), ("metric", "right"), ("tokens", "right"),
+             ("description", "left")],
+            flexible={"description"},
+            fit=console.is_terminal,
+        )  # fmt: skip
+        table.title, table.title_justify = "history", "left"
         for c in cycles:
             table.add_row(
                 str(c.cycle), c.status, fmt_metric(c.metric), str(c.usage.total_tokens),

@@ -9,7 +9,7 @@ apply or validate, ``repair`` gets the problem explained and may try again. ``pr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import Field
 
@@ -24,6 +24,10 @@ __all__ = ["Analysis", "Plan", "Proposer", "ResearchContext"]
 class ResearchContext(CamelModel):
     """What the bootstrap phase read: the program, the code and the repository layout."""
 
+    if TYPE_CHECKING:  # the NeuroLink spellings, read through CamelModel.__getattr__
+        mutableFiles: ClassVar[dict[str, str]]
+        immutableFiles: ClassVar[dict[str, str]]
+
     config: ResearchConfig
     program: str | None = None
     mutable_files: dict[str, str]
@@ -36,6 +40,16 @@ class ResearchContext(CamelModel):
 
 class Analysis(CamelModel):
     """What the analyze phase found in the results so far."""
+
+    if TYPE_CHECKING:  # the NeuroLink spellings, read through CamelModel.__getattr__
+        bestMetric: ClassVar[float | None]
+        baselineMetric: ClassVar[float | None]
+        bestCommit: ClassVar[str | None]
+        recentFailures: ClassVar[list[RunRecord]]
+        lastFailureLogTail: ClassVar[str | None]
+        nearMisses: ClassVar[list[RunRecord]]
+        totalCycles: ClassVar[int]
+        inFlight: ClassVar[list[Plan]]
 
     cycle: int
     best_metric: float | None = None

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from autoresearch.config import ResearchConfig
 from autoresearch.context import DEFAULT_PROGRAM
 from autoresearch.edits import Edit
+from autoresearch.gitfiles import under
 from autoresearch.proposers.base import Analysis, Plan, ResearchContext
 from autoresearch.providers.base import ChatMessage
 from autoresearch.results import RunRecord
@@ -79,6 +80,9 @@ def system_rules(config: ResearchConfig) -> str:
     seconds = f"{config.timeout_ms / 1000:g}"
     margin = f" by more than {config.min_improvement:g}" if config.min_improvement else ""
     paths = ", ".join(config.mutable_paths)
+    inside = [p for p in config.immutable_paths if under(p, config.mutable_paths)]
+    if inside:
+        paths += f" (except the read-only {', '.join(inside)})"
     checks = "Changed .py, .json, .toml and .yaml files must still parse"
     if config.validate_command:
         checks += f", and `{config.validate_command}` must succeed"

@@ -7,7 +7,7 @@ providers that support prompt caching mark it as cacheable.
 
 from __future__ import annotations
 
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import Field
 
@@ -27,6 +27,9 @@ class ChatMessage(CamelModel):
 class ChatRequest(CamelModel):
     """What to ask the model."""
 
+    if TYPE_CHECKING:  # the NeuroLink spellings, read through CamelModel.__getattr__
+        maxTokens: ClassVar[int]
+
     system: str = ""
     """Stable instructions and context; cached where the provider supports it."""
     messages: list[ChatMessage] = Field(min_length=1)
@@ -36,6 +39,9 @@ class ChatRequest(CamelModel):
 
 class ChatResponse(CamelModel):
     """What the model answered, with what it cost."""
+
+    if TYPE_CHECKING:  # the NeuroLink spellings, read through CamelModel.__getattr__
+        stopReason: ClassVar[str | None]
 
     text: str
     usage: Usage = Field(default_factory=Usage)

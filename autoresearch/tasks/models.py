@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_snake
@@ -72,6 +72,12 @@ class ModelPrice(CamelModel):
     Cache reads and writes cost the input price unless given (an overestimate for most
     providers, so a budget is never overrun because of a missing number).
     """
+
+    if TYPE_CHECKING:  # the NeuroLink spellings, read through CamelModel.__getattr__
+        inputPerMtok: ClassVar[float]
+        outputPerMtok: ClassVar[float]
+        cacheReadPerMtok: ClassVar[float | None]
+        cacheWritePerMtok: ClassVar[float | None]
 
     input_per_mtok: float = Field(ge=0)
     output_per_mtok: float = Field(ge=0)
@@ -158,6 +164,10 @@ class TaskBudget(CamelModel):
     limit. ``price`` fixes the dollar price for this task whatever the price table says.
     """
 
+    if TYPE_CHECKING:  # the NeuroLink spellings, read through CamelModel.__getattr__
+        maxTokens: ClassVar[int | None]
+        maxUsd: ClassVar[float | None]
+
     max_tokens: int | None = Field(default=None, ge=1)
     max_usd: float | None = Field(default=None, gt=0)
     price: ModelPrice | None = None
@@ -176,6 +186,10 @@ class TaskOptions(CamelModel):
     ``hint`` (one string) is accepted as a shorthand for ``hints``; with several hints, cycle
     *n* of the task uses hint *n* modulo their number.
     """
+
+    if TYPE_CHECKING:  # the NeuroLink spellings, read through CamelModel.__getattr__
+        maxRuns: ClassVar[int | None]
+        maxConsecutiveFailures: ClassVar[int]
 
     interval: float = Field(default=0.0, ge=0)
     """Seconds from the end of one cycle to the start of the next (0: back to back)."""
@@ -313,6 +327,10 @@ def load_task(data: Task | Mapping[str, Any]) -> Task:
 class LeaseInfo(CamelModel):
     """Which worker holds a task and until when (unix time); renewed while it runs."""
 
+    if TYPE_CHECKING:  # the NeuroLink spellings, read through CamelModel.__getattr__
+        expiresAt: ClassVar[float]
+        acquiredAt: ClassVar[float]
+
     owner: str
     expires_at: float
     acquired_at: float
@@ -320,6 +338,14 @@ class LeaseInfo(CamelModel):
 
 class TaskCycle(CamelModel):
     """One cycle of a task's history, as the store keeps it."""
+
+    if TYPE_CHECKING:  # the NeuroLink spellings, read through CamelModel.__getattr__
+        taskId: ClassVar[str]
+        commitHash: ClassVar[str | None]
+        startedAt: ClassVar[str | None]
+        finishedAt: ClassVar[str]
+        durationMs: ClassVar[int]
+        costUsd: ClassVar[float]
 
     task_id: str
     cycle: int
@@ -339,6 +365,14 @@ class TaskCycle(CamelModel):
 
 class TaskInfo(CamelModel):
     """A task as stored: its definition, its status and what it has done and spent so far."""
+
+    if TYPE_CHECKING:  # the NeuroLink spellings, read through CamelModel.__getattr__
+        createdAt: ClassVar[str]
+        updatedAt: ClassVar[str]
+        costUsd: ClassVar[float]
+        lastCycleAt: ClassVar[str | None]
+        stopNow: ClassVar[bool]
+        firstCycle: ClassVar[int | None]
 
     task: Task
     status: TaskStatus

@@ -142,7 +142,7 @@ class TaskRunner:
     async def _run_task(self, info: TaskInfo) -> None:
         task_id = info.id
         # Every event of this run (the worker's and ours) names the task as its source.
-        with event_source(info.repo_path, info.task.autoresearch.tag, task_id=task_id):
+        with event_source(info.repo_path, info.task.autoresearch.chosen_tag, task_id=task_id):
             try:
                 await _TaskRun(self, task_id).run()
             except Exception:  # a bug in one task's run must not stop the others
