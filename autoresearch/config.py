@@ -162,6 +162,9 @@ class ProgressSpec(CamelModel):
     (a fraction of the incumbent's value: 0.05 is 5 %).
     """
 
+    if TYPE_CHECKING:  # the camelCase read, for type checkers
+        minFraction: ClassVar[float]
+
     pattern: str
     min_fraction: float = Field(default=0.3, gt=0, le=1)
     margin: float = Field(default=0.05, ge=0)
@@ -213,6 +216,8 @@ class ResearchConfig(CamelModel):
         contextBudget: ClassVar[int]
         sandboxPaths: ClassVar[list[str]]
         gpusPerSlot: ClassVar[int]
+        baselineRepeats: ClassVar[int]
+        gpuHourUsd: ClassVar[float | None]
 
     repo_path: Path
     mutable_paths: list[str] = Field(min_length=1)

@@ -22,9 +22,9 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Literal, Required, TypedDict
 
 if TYPE_CHECKING:
-    from autoresearch.config import MemorySpec, MetricSpec
+    from autoresearch.config import MemorySpec, MetricSpec, ProgressSpec
 
-__all__ = ["MemoryOptions", "MetricOptions", "ResearchOptions"]
+__all__ = ["MemoryOptions", "MetricOptions", "ProgressOptions", "ResearchOptions"]
 
 Paths = list[str] | tuple[str, ...]
 """Repository-relative paths (a plain ``str`` is refused: it is one path, not a list)."""
@@ -43,6 +43,15 @@ class MemoryOptions(TypedDict, total=False):
 
     pattern: Required[str]
     unit: Literal["mb", "gb"]
+
+
+class ProgressOptions(TypedDict, total=False):
+    """``progress={...}``: early abort of runs whose learning curve falls behind."""
+
+    pattern: Required[str]
+    min_fraction: float
+    minFraction: float
+    margin: float
 
 
 class ResearchOptions(TypedDict, total=False):
@@ -90,3 +99,11 @@ class ResearchOptions(TypedDict, total=False):
     gpus: Sequence[int] | None
     gpus_per_slot: int
     gpusPerSlot: int
+    baseline_repeats: int
+    baselineRepeats: int
+    repeats: int
+    confirm: int
+    confidence: float
+    progress: ProgressSpec | ProgressOptions | None
+    gpu_hour_usd: float | None
+    gpuHourUsd: float | None

@@ -84,6 +84,7 @@ class RunRecord(CamelModel):
         logPath: ClassVar[str | None]
         phaseDurationsMs: ClassVar[dict[str, int]]
         replayOf: ClassVar[int | None]
+        gpuSeconds: ClassVar[float | None]
 
     model_config = ConfigDict(extra="ignore")
 
