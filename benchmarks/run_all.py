@@ -1,7 +1,7 @@
 """Run every benchmark, one after another, each in its own process; then print a summary.
 
     python benchmarks/run_all.py            # the full set (the search benchmark takes longest)
-    python benchmarks/run_all.py --quick    # small N everywhere: a smoke test of all eight
+    python benchmarks/run_all.py --quick    # small N everywhere: a smoke test of all ten
     python benchmarks/run_all.py --only events startup
 
 Each benchmark prints its own table and writes benchmarks/results/<name>.json; this script reads
@@ -28,6 +28,8 @@ BENCHMARKS = [
     ("search", "bench_search.py", "6. search efficiency"),
     ("startup", "bench_startup.py", "7. start-up"),
     ("slots", "bench_slots.py", "8. parallel slots throughput"),
+    ("noise", "bench_noise.py", "9. noise-aware decisions"),
+    ("abort", "bench_abort.py", "10. early abort"),
 ]
 
 
@@ -85,6 +87,23 @@ def headline(name: str, data: dict) -> str:
             f"rate_N/(N x rate_1): 2 slots {r['2']['median']:.3f}, 4 slots "
             f"{r['4']['median']:.3f} (target >= 0.95)"
             + (f"; {errors} engine error(s), rounds rerun" if errors else "")
+        )
+    if name == "noise":
+        primary = data["primary"]
+        parts = []
+        for level, r in data["noise_levels"].items():
+            a, single = r["rules"][primary], r["rules"]["single"]
+            parts.append(
+                f"sigma {float(level):g}x step: false keeps {a['false_keeps']}/{a['keeps']} "
+                f"(single {single['false_keeps']}/{single['keeps']}), regret "
+                f"{a['regret']['median']:.3f} vs {single['regret']['median']:.3f}"
+            )
+        return f"{primary} vs single run: " + "; ".join(parts) + " (targets <= 5 %, <= single)"
+    if name == "abort":
+        return (
+            f"run time saved {100 * data['saved_run_time']:.0f} % (steps "
+            f"{100 * data['saved_steps']:.0f} %), final best equal: {data['same_final_best']}, "
+            f"winners aborted {data['winners_aborted']} (targets >= 30 %, 0)"
         )
     return ""
 
