@@ -990,7 +990,9 @@ class ResearchWorker:
     async def _execute(self, c: _Cycle) -> RunOutcome:
         """Run the experiment: once, or ``repeats`` times (``baseline_repeats`` for a baseline).
 
-        The repeats stop at the first run that fails. Each run gets its own seed
+        The repeats stop at the first run that fails, and a candidate's repeats stop as soon
+        as its runs so far are worse than the incumbent beyond the noise: more runs could not
+        make it a keep, and the runs saved go to the next idea. Each run gets its own seed
         (``AUTORESEARCH_SEED``) and log (``logs/<cycle>.log``, then ``<cycle>.r2.log`` …).
         """
         count = self.config.baseline_repeats if c.baseline else self.config.repeats
@@ -999,13 +1001,33 @@ class ResearchWorker:
         return c.runs[0].outcome
 
     async def _run_more(self, c: _Cycle, count: int) -> None:
-        """Run the experiment ``count`` more times for ``c`` (stopping at a failure)."""
-        for _ in range(count):
+        """Run the experiment ``count`` more times for ``c`` (stopping early, see above)."""
+        for index in range(count):
             repeat = len(c.runs) + 1
             run = await self._run_once(c, repeat)
             c.runs.append(run)
             if run.outcome.exit_code != 0 or run.outcome.error or run.stopped:
                 return
+            if index < count - 1 and not c.baseline and await self._hopeless(c):
+                return
+
+    async def _hopeless(self, c: _Cycle) -> bool:
+        """Whether the candidate's runs so far are worse than the incumbent beyond the noise."""
+        incumbent = c.incumbent if c.slot is not None else self._incumbent()
+        noise = self._books.noise()
+        if not incumbent or noise.sigma is None:
+            return False
+        readings = await self._read(c, c.runs)
+        if any(r.status != "ok" for r in readings):
+            return False
+        worse = one_sided_t(  # the incumbent against the candidate: the test turned around
+            incumbent,
+            [r.value for r in readings],
+            noise,
+            lower_is_better=self.config.metric.direction == "lower",
+            confidence=self.config.confidence,
+        )
+        return worse.better
 
     async def _run_once(self, c: _Cycle, repeat: int) -> _Run:
         config = self.config
