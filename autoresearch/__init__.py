@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     )
     from autoresearch.facade import NeuroLink
     from autoresearch.proposers.base import Analysis, Plan, Proposer, ResearchContext
-    from autoresearch.proposers.scripted import ScriptedProposer, ScriptedStep
+    from autoresearch.proposers.scripted import ScriptedChatModel, ScriptedProposer, ScriptedStep
     from autoresearch.results import CycleResult, RunRecord, Status, Usage
     from autoresearch.tasks import (
         ModelPrice,
@@ -123,6 +123,7 @@ _EXPORTS: dict[str, str] = {
     "ResearchWorker": "autoresearch.worker",
     "Stop": "autoresearch.worker",
     "RunRecord": "autoresearch.results",
+    "ScriptedChatModel": "autoresearch.proposers.scripted",
     "ScriptedProposer": "autoresearch.proposers.scripted",
     "ScriptedStep": "autoresearch.proposers.scripted",
     "ServerError": "autoresearch.errors",
@@ -206,6 +207,7 @@ __all__ = [
     "ResearchState",
     "ResearchWorker",
     "RunRecord",
+    "ScriptedChatModel",
     "ScriptedProposer",
     "ScriptedStep",
     "ServerError",

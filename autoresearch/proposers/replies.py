@@ -5,6 +5,12 @@ code fence (```json or any other), or anywhere in surrounding prose (the first c
 that parses). Strings may hold raw newlines and tabs, which local models often emit. Unknown keys
 are ignored everywhere. Anything unreadable raises :class:`ReplyError` with a one-line reason,
 which the engine records as the reason of an ``invalid`` cycle.
+
+:data:`PLAN_REPLY` and :data:`EDITS_REPLY` are the same shapes as JSON schemas: sent with a
+request, they let providers that support constrained output produce nothing else. What comes
+back is still read by the same lenient rules (a server may ignore the schema), with two
+allowances for constrained output: ``"edits": null`` in a plan means no edits, and an edit with
+``content`` may carry empty ``search``/``replace`` fields.
 """
 
 from __future__ import annotations
@@ -17,10 +23,13 @@ from pydantic import ValidationError
 
 from autoresearch.edits import Edit
 from autoresearch.errors import ProposerError
+from autoresearch.providers.base import ReplySchema
 
 __all__ = [
+    "EDITS_REPLY",
     "MAX_DESCRIPTION_CHARS",
     "MAX_RATIONALE_CHARS",
+    "PLAN_REPLY",
     "ReplyError",
     "find_object",
     "read_edits",
@@ -32,6 +41,44 @@ MAX_DESCRIPTION_CHARS = 300
 
 MAX_RATIONALE_CHARS = 4000
 """A plan's rationale becomes the commit body; longer ones are cut."""
+
+_EDIT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "path": {"type": "string", "description": "a mutable file, relative to the repository"},
+        "search": {"type": "string", "description": "text that occurs exactly once in the file"},
+        "replace": {"type": "string", "description": "what replaces the search text"},
+        "content": {"type": "string", "description": "the whole new file, instead of search"},
+    },
+    "required": ["path"],
+}
+_EDITS_SCHEMA: dict[str, Any] = {"type": "array", "items": _EDIT_SCHEMA}
+
+PLAN_REPLY = ReplySchema(
+    name="plan",
+    description="One experiment: what to change and why, with its edits when known.",
+    json_schema={
+        "type": "object",
+        "properties": {
+            "description": {"type": "string", "description": "one line: what you change"},
+            "rationale": {"type": "string", "description": "why it should help"},
+            "edits": _EDITS_SCHEMA,
+        },
+        "required": ["description", "rationale"],
+    },
+)
+"""The plan reply as a schema (``edits`` optional)."""
+
+EDITS_REPLY = ReplySchema(
+    name="edits",
+    description="The edits that carry out the plan.",
+    json_schema={
+        "type": "object",
+        "properties": {"edits": _EDITS_SCHEMA},
+        "required": ["edits"],
+    },
+)
+"""The implement and repair reply as a schema."""
 
 _MAX_BRACES = 500  # how many '{' positions the prose scan tries before giving up
 _FENCE = re.compile(r"(`{3,}|~{3,})[^\n`]*\n(.*?)\n?\1", re.DOTALL)
@@ -135,8 +182,13 @@ def read_edits(data: dict[str, Any]) -> list[Edit]:
     for index, item in enumerate(raw, start=1):
         if not isinstance(item, dict):
             raise ReplyError(f"edit {index} in the model's reply is not an object")
+        fields = {k: v for k, v in item.items() if k in _EDIT_KEYS and v is not None}
+        if fields.get("content") is not None and not fields.get("search"):
+            fields.pop("search", None)  # constrained output fills every field
+            if not fields.get("replace"):
+                fields.pop("replace", None)
         try:
-            edits.append(Edit.model_validate({k: v for k, v in item.items() if k in _EDIT_KEYS}))
+            edits.append(Edit.model_validate(fields))
         except ValidationError as exc:
             raise ReplyError(_edit_problem(index, exc)) from exc
     return edits
