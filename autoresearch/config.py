@@ -28,6 +28,7 @@ __all__ = [
     "Direction",
     "MemorySpec",
     "MetricSpec",
+    "ProposerKind",
     "ResearchConfig",
     "default_tag",
     "load_config",
@@ -35,6 +36,9 @@ __all__ = [
 
 Direction = Literal["lower", "higher"]
 """Which way the metric improves."""
+
+ProposerKind = Literal["local", "llm", "agent"]
+"""Who invents the changes: the offline tuner, a chat model, or a coding-agent CLI."""
 
 RESERVED_DIRS = (".git", ".autoresearch")
 """Top-level directories that are never mutable, whatever the configuration says."""
@@ -175,6 +179,14 @@ class ResearchConfig(CamelModel):
     memory: MemorySpec | None = None
     validate_command: str | None = None
     min_improvement: float = 0.0
+    proposer: ProposerKind | None = None
+    """``local``, ``llm`` or ``agent``; None: ``agent`` with an ``agent_command``, else ``llm``
+    with a provider, else ``local``."""
+    agent_command: str | None = None
+    """The coding agent's shell command (the agent proposer); it reads the prompt from the file
+    named by ``AUTORESEARCH_PROMPT_FILE``."""
+    agent_timeout_ms: int = Field(default=1_800_000, gt=0)
+    """Time limit of one run of the agent command, in ms."""
     provider: str | None = None
     model: str | None = None
     base_url: str | None = None
@@ -286,6 +298,33 @@ class ResearchConfig(CamelModel):
             return None
         first = (slot - 1) * self.gpus_per_slot
         return self.gpus[first : first + self.gpus_per_slot]
+
+    @model_validator(mode="after")
+    def _check_agent(self) -> ResearchConfig:
+        command = self.agent_command
+        if command is not None and not command.strip():
+            raise ValueError("agent_command: the agent command is empty")
+        if self.proposer == "agent" and command is None:
+            raise ValueError(
+                "agent_command: the agent proposer needs the command that runs your coding "
+                'agent (--agent-command), for example: claude -p "$(cat '
+                '"$AUTORESEARCH_PROMPT_FILE")" --permission-mode acceptEdits'
+            )
+        if self.proposer in ("local", "llm") and command is not None:
+            raise ValueError(
+                f"agent_command: only the agent proposer runs a command, not {self.proposer!r}; "
+                "drop the command or choose proposer 'agent'"
+            )
+        return self
+
+    @property
+    def proposer_kind(self) -> ProposerKind:
+        """The proposer this configuration gets (``proposer``, or what its other fields imply)."""
+        if self.proposer is not None:
+            return self.proposer
+        if self.agent_command is not None:
+            return "agent"
+        return "llm" if self.provider not in (None, "local") else "local"
 
     @model_validator(mode="after")
     def _check_overlap(self) -> ResearchConfig:

@@ -1,7 +1,8 @@
 """``NeuroLink``: the entry point, named and shaped as in the seed.
 
 One facade owns one :class:`EventEmitter`, shared by every worker it creates, and chooses the
-proposer each worker uses: the offline ``local`` proposer when no provider is named.
+proposer each worker uses: the offline ``local`` proposer when no provider is named, the LLM
+proposer with one, the agent proposer when an agent command is configured.
 """
 
 from __future__ import annotations
@@ -227,13 +228,28 @@ class NeuroLink:
         )
 
     def _proposer_for(self, config: ResearchConfig) -> Proposer:
-        provider = config.provider or LOCAL_PROVIDER
-        if provider == LOCAL_PROVIDER:
+        kind = config.proposer_kind
+        if kind == "agent":
+            from autoresearch.proposers.agent import AgentProposer
+
+            assert config.agent_command is not None  # the configuration checks it
+            return AgentProposer(
+                config.agent_command,
+                timeout_s=config.agent_timeout_ms / 1000,
+                kill_grace_s=config.kill_grace_ms / 1000,
+            )
+        if kind == "local":
             from autoresearch.proposers.local import LocalProposer
 
             return LocalProposer(seed=config.seed)
         from autoresearch.proposers.llm import LLMProposer
 
+        if (config.provider or self.provider or LOCAL_PROVIDER) == LOCAL_PROVIDER:
+            raise ConfigError(
+                "provider: the llm proposer needs a model provider (--provider), for example "
+                "anthropic, openai or ollama",
+                field="provider",
+            )
         return LLMProposer(self.chat_model(config))
 
     @property

@@ -10,7 +10,7 @@ import pytest
 from autoresearch import NeuroLink, ScriptedChatModel
 from autoresearch.errors import RateLimitError
 from autoresearch.proposers.llm import LLMProposer
-from autoresearch.providers.base import ChatMessage, ChatRequest, ChatResponse, ChatModel
+from autoresearch.providers.base import ChatMessage, ChatModel, ChatRequest, ChatResponse
 from autoresearch.results import Usage
 from tests.conftest import base_config
 
@@ -28,9 +28,7 @@ LOWER = json.dumps(
 async def test_it_drives_the_llm_proposer_through_real_cycles(repo: Path) -> None:
     model = ScriptedChatModel([LOWER])
     assert isinstance(model, ChatModel)
-    worker = NeuroLink().create_research_worker(
-        base_config(repo), proposer=LLMProposer(model)
-    )
+    worker = NeuroLink().create_research_worker(base_config(repo), proposer=LLMProposer(model))
     results = await worker.run(max_cycles=3)
     assert [r.status for r in results] == ["keep", "keep", "invalid"]
     assert results[1].description == "X 3.0 -> 2.0"

@@ -239,8 +239,16 @@ async def test_the_proposer_asks_for_a_plan_then_for_edits() -> None:
 
 async def test_what_strict_output_looks_like_is_read_as_meant() -> None:
     text = json.dumps({"description": "d", "rationale": "r", "edits": None})
-    model = _Recording(text, json.dumps({"edits": [{"path": "train.py", "search": "X = 3.0",
-                                                    "replace": "X = 2.0", "content": None}]}))
+    model = _Recording(
+        text,
+        json.dumps(
+            {
+                "edits": [
+                    {"path": "train.py", "search": "X = 3.0", "replace": "X = 2.0", "content": None}
+                ]
+            }
+        ),
+    )
     proposer = LLMProposer(model)
     context = make_context()
     plan = await proposer.plan(context, make_analysis(), None)

@@ -26,10 +26,10 @@ def strict_form(schema: dict[str, Any]) -> dict[str, Any]:
         required = set(out.get("required", ()))
         properties: dict[str, Any] = {}
         for name, sub in out.get("properties", {}).items():
-            sub = strict_form(sub)
+            strict = strict_form(sub)
             if name not in required:
-                sub = {**sub, "type": [sub["type"], "null"]}
-            properties[name] = sub
+                strict = {**strict, "type": [strict["type"], "null"]}
+            properties[name] = strict
         out["properties"] = properties
         out["required"] = list(properties)
         out["additionalProperties"] = False
