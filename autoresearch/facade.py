@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from autoresearch.config import ResearchConfig, load_config
+from autoresearch.config import ProposerKind, ResearchConfig, load_config
 from autoresearch.emitter import EventEmitter
 from autoresearch.errors import ConfigError
 from autoresearch.proposers.base import Proposer
@@ -90,7 +90,7 @@ class NeuroLink:
         config: ResearchConfig | Mapping[str, Any] | None = None,
         /,
         *,
-        proposer: Proposer | None = None,
+        proposer: Proposer | ProposerKind | None = None,
         **options: Any,
     ) -> ResearchWorker:
         """A worker for one repository.
@@ -98,8 +98,12 @@ class NeuroLink:
         Pass the options as keyword arguments in either spelling (``repo_path=`` or
         ``repoPath=``), as a mapping, or as a :class:`ResearchConfig`. Options are validated
         here (:class:`ConfigError` names the field); checks that need the repository run before
-        the first cycle. ``proposer`` replaces the one the provider would give.
+        the first cycle. ``proposer`` is a proposer object, which replaces the one the
+        configuration would give, or the configuration's ``proposer`` setting (``"local"``,
+        ``"llm"``, ``"agent"``).
         """
+        if isinstance(proposer, str):
+            options["proposer"], proposer = proposer, None
         resolved = load_config(config, **options)
         if resolved.provider is None and self.provider is not None:
             resolved = resolved.model_copy(update={"provider": self.provider})
@@ -114,7 +118,7 @@ class NeuroLink:
         /,
         *,
         force: bool = False,
-        proposer: Proposer | None = None,
+        proposer: Proposer | ProposerKind | None = None,
         **options: Any,
     ) -> ResearchWorker:
         """Set a repository up for research (what ``autoresearch init`` does) and return its worker.
@@ -146,7 +150,11 @@ class NeuroLink:
         return worker
 
     async def load_research_worker(
-        self, repo_path: str | Path, *, proposer: Proposer | None = None, **overrides: Any
+        self,
+        repo_path: str | Path,
+        *,
+        proposer: Proposer | ProposerKind | None = None,
+        **overrides: Any,
     ) -> ResearchWorker:
         """A worker for a repository set up earlier, from its ``.autoresearch/config.json``.
 

@@ -127,8 +127,10 @@ def worker_for(repo: Path, agent: Agent, mode: str, recorder: Recorder | None = 
     neurolink = NeuroLink()
     if recorder is not None:
         neurolink.get_event_emitter().on("*", recorder)
-    options = {"agentCommand": agent.command(mode), "agentTimeoutMs": 20_000, **kw}
-    return neurolink.create_research_worker(base_config(repo, **options))
+    options = {"agentTimeoutMs": 20_000, **kw}
+    return neurolink.create_research_worker(
+        base_config(repo, **options), proposer="agent", agent_command=agent.command(mode)
+    )
 
 
 async def two_cycles(repo: Path, agent: Agent, mode: str, **kw: Any) -> CycleResult:
@@ -316,3 +318,36 @@ def test_the_agent_proposer_needs_a_command(repo: Path) -> None:
         )
     assert "only the agent proposer runs a command" in str(caught.value)
     assert not (repo / ".autoresearch").exists()
+
+
+def test_the_cli_sets_up_and_runs_an_agent(repo: Path, agent: Agent) -> None:
+    from typer.testing import CliRunner
+
+    from autoresearch.cli import app
+
+    runner = CliRunner()
+    init = runner.invoke(
+        app,
+        [
+            "init", str(repo), "--target", "train.py", "--immutable", "program.md",
+            "--run-command", f"{PY} train.py", "--metric-name", "val_bpb", "--tag", "cli",
+            "--agent-command", agent.command("edit"), "--agent-timeout", "30",
+        ],
+    )  # fmt: skip
+    assert init.exit_code == 0, init.output
+    assert "proposer agent." in init.output
+    saved = json.loads((repo / ".autoresearch" / "config.json").read_text())
+    assert (saved["agentCommand"], saved["agentTimeoutMs"]) == (agent.command("edit"), 30_000)
+    for _ in range(2):
+        step = runner.invoke(app, ["run-once", str(repo)])
+        assert step.exit_code == 0, step.output
+    assert "keep" in step.output and "X 3.0 -> 2.0" in step.output
+    bad = runner.invoke(
+        app,
+        [
+            "init", str(repo), "--force", "--target", "train.py", "--run-command", "x",
+            "--metric-name", "m", "--proposer", "agent",
+        ],
+    )  # fmt: skip
+    assert bad.exit_code == 2
+    assert "agent_command: the agent proposer needs the command" in bad.output

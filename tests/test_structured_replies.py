@@ -18,6 +18,7 @@ from autoresearch import errors
 from autoresearch.proposers.llm import LLMProposer
 from autoresearch.proposers.replies import EDITS_REPLY, PLAN_REPLY, find_object, read_edits
 from autoresearch.providers import create_chat_model
+from autoresearch.providers._schema import strict_form
 from autoresearch.providers.base import ChatRequest
 from tests.test_llm_proposer import make_analysis, make_context
 
@@ -28,42 +29,6 @@ pytestmark = pytest.mark.anyio
 
 WITH_SCHEMA = REQUEST.model_copy(update={"reply_schema": PLAN_REPLY})
 PLAN_TEXT = json.dumps({"description": "lower X to 2.0", "rationale": "closer to 1"})
-
-STRICT_PLAN = {
-    "type": "object",
-    "properties": {
-        "description": {"type": "string", "description": "one line: what you change"},
-        "rationale": {"type": "string", "description": "why it should help"},
-        "edits": {
-            "type": ["array", "null"],
-            "items": {
-                "type": "object",
-                "properties": {
-                    "path": {
-                        "type": "string",
-                        "description": "a mutable file, relative to the repository",
-                    },
-                    "search": {
-                        "type": ["string", "null"],
-                        "description": "text that occurs exactly once in the file",
-                    },
-                    "replace": {
-                        "type": ["string", "null"],
-                        "description": "what replaces the search text",
-                    },
-                    "content": {
-                        "type": ["string", "null"],
-                        "description": "the whole new file, instead of search",
-                    },
-                },
-                "required": ["path", "search", "replace", "content"],
-                "additionalProperties": False,
-            },
-        },
-    },
-    "required": ["description", "rationale", "edits"],
-    "additionalProperties": False,
-}
 
 
 def _types(schema: Any) -> list[str]:
@@ -90,6 +55,18 @@ def _schema_part(case: Case, body: dict[str, Any]) -> Any:
     return body["response_format"]
 
 
+def test_the_strict_form_requires_everything_and_makes_the_optional_nullable() -> None:
+    strict = strict_form(PLAN_REPLY.json_schema)
+    assert strict["required"] == ["description", "rationale", "edits"]
+    assert strict["additionalProperties"] is False
+    edits = strict["properties"]["edits"]
+    assert edits["type"] == ["array", "null"]
+    for branch in edits["items"]["anyOf"]:
+        assert branch["additionalProperties"] is False
+        assert branch["required"] == list(branch["properties"])
+    assert "minLength" not in json.dumps(strict)
+
+
 @pytest.mark.parametrize("case", CASES, ids=str)
 async def test_each_wire_format_sends_the_reply_schema(build: kit.Build, case: Case) -> None:
     model, server = build(case)
@@ -104,6 +81,10 @@ async def test_each_wire_format_sends_the_reply_schema(build: kit.Build, case: C
         assert mime == "application/json"
         assert set(_types(schema)) == {"OBJECT", "STRING", "ARRAY"}
         assert schema["required"] == ["description", "rationale"]
+        edit = schema["properties"]["edits"]["items"]
+        assert set(edit["properties"]) == {"path", "search", "replace", "content"}
+        assert edit["required"] == ["path"]
+        assert "anyOf" not in json.dumps(schema) and "minLength" not in json.dumps(schema)
     elif case.provider == "ollama":
         assert part == plain
     elif case.provider == "llamacpp":
@@ -113,7 +94,7 @@ async def test_each_wire_format_sends_the_reply_schema(build: kit.Build, case: C
             "type": "json_schema",
             "json_schema": {
                 "name": "plan",
-                "schema": STRICT_PLAN,
+                "schema": strict_form(plain),
                 "strict": True,
                 "description": PLAN_REPLY.description,
             },
@@ -158,6 +139,16 @@ async def test_a_refused_schema_is_dropped_for_the_rest_of_the_run(
         f"{httpx.codes.get_reason_phrase(status)}: something is off); sending requests without "
         "it from now on and reading the replies leniently"
     ]
+
+
+async def test_a_500_for_the_schema_is_retried_then_the_schema_dropped(build: kit.Build) -> None:
+    # llama-cpp-python's server answers an unknown response_format with a 500.
+    refused = kit.fail(500)
+    model, server = build(BY_NAME["llamacpp"], refused, refused, refused, Reply(200, OPENAI_REPLY))
+    await model.complete(WITH_SCHEMA)
+    sent = ["response_format" in server.body(i) for i in range(server.attempts)]
+    assert sent == [True, True, True, False]
+    assert getattr(model, "schema_refused", None) is True
 
 
 async def test_a_request_that_fails_without_the_schema_too_is_an_error(build: kit.Build) -> None:

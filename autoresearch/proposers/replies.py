@@ -42,15 +42,31 @@ MAX_DESCRIPTION_CHARS = 300
 MAX_RATIONALE_CHARS = 4000
 """A plan's rationale becomes the commit body; longer ones are cut."""
 
+_PATH = {"type": "string", "minLength": 1, "description": "a mutable file, relative to the repo"}
 _EDIT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "path": {"type": "string", "description": "a mutable file, relative to the repository"},
-        "search": {"type": "string", "description": "text that occurs exactly once in the file"},
-        "replace": {"type": "string", "description": "what replaces the search text"},
-        "content": {"type": "string", "description": "the whole new file, instead of search"},
-    },
-    "required": ["path"],
+    "anyOf": [
+        {
+            "type": "object",
+            "properties": {
+                "path": _PATH,
+                "search": {
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "text that occurs exactly once in the file",
+                },
+                "replace": {"type": "string", "description": "what replaces the search text"},
+            },
+            "required": ["path", "search", "replace"],
+        },
+        {
+            "type": "object",
+            "properties": {
+                "path": _PATH,
+                "content": {"type": "string", "description": "the whole new file"},
+            },
+            "required": ["path", "content"],
+        },
+    ]
 }
 _EDITS_SCHEMA: dict[str, Any] = {"type": "array", "items": _EDIT_SCHEMA}
 
@@ -60,7 +76,11 @@ PLAN_REPLY = ReplySchema(
     json_schema={
         "type": "object",
         "properties": {
-            "description": {"type": "string", "description": "one line: what you change"},
+            "description": {
+                "type": "string",
+                "minLength": 1,
+                "description": "one line: what you change",
+            },
             "rationale": {"type": "string", "description": "why it should help"},
             "edits": _EDITS_SCHEMA,
         },

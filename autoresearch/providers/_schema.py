@@ -1,15 +1,19 @@
 """Reply schemas as each wire format wants them.
 
-A :class:`~autoresearch.providers.base.ReplySchema` is written in the plain subset of JSON
-schema (``type``, ``properties``, ``required``, ``items``, ``description``). Servers differ in
-what they accept beyond that:
+A :class:`~autoresearch.providers.base.ReplySchema` is written in a small subset of JSON schema
+(``type``, ``properties``, ``required``, ``items``, ``description``, ``minLength`` and
+``anyOf`` of object shapes). Servers differ in what they accept:
 
 - OpenAI's strict structured outputs need every property listed in ``required`` and
   ``additionalProperties: false`` on every object; an optional property becomes nullable
-  (``"type": ["string", "null"]``) instead (:func:`strict_form`);
+  (``"type": ["string", "null"]``) instead, and ``minLength`` is not supported
+  (:func:`strict_form`);
 - Gemini's ``responseSchema`` is an OpenAPI schema object whose type names are upper case
-  (``OBJECT``, ``STRING``) (:func:`gemini_form`);
-- llama.cpp, Ollama and Anthropic's tool input take the plain form as it is.
+  (``OBJECT``, ``STRING``); it gets one object in place of an ``anyOf`` of objects (the union
+  of their properties, those all branches require required) and no ``minLength``
+  (:func:`gemini_form`);
+- llama.cpp and Ollama (which turn the schema into a grammar) and Anthropic's tool input take
+  it as it is.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ __all__ = ["gemini_form", "strict_form"]
 
 def strict_form(schema: dict[str, Any]) -> dict[str, Any]:
     """``schema`` for OpenAI's strict mode: all properties required, optional ones nullable."""
-    out = dict(schema)
+    out = {key: value for key, value in schema.items() if key != "minLength"}
+    if "anyOf" in out:
+        out["anyOf"] = [strict_form(branch) for branch in out["anyOf"]]
     if out.get("type") == "object":
         required = set(out.get("required", ()))
         properties: dict[str, Any] = {}
@@ -39,9 +45,13 @@ def strict_form(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def gemini_form(schema: dict[str, Any]) -> dict[str, Any]:
-    """``schema`` as a Gemini OpenAPI schema: upper-case type names, nothing else changed."""
+    """``schema`` as a Gemini OpenAPI schema (see the module docstring)."""
+    if "anyOf" in schema:
+        schema = _merged(schema["anyOf"])
     out: dict[str, Any] = {}
     for key, value in schema.items():
+        if key == "minLength":
+            continue
         if key == "type" and isinstance(value, str):
             out[key] = value.upper()
         elif key == "properties":
@@ -51,3 +61,14 @@ def gemini_form(schema: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+def _merged(branches: list[dict[str, Any]]) -> dict[str, Any]:
+    """One object schema for an ``anyOf`` of objects: every property, the common required."""
+    properties: dict[str, Any] = {}
+    required: list[str] | None = None
+    for branch in branches:
+        properties.update(branch.get("properties", {}))
+        mine = list(branch.get("required", ()))
+        required = mine if required is None else [name for name in required if name in mine]
+    return {"type": "object", "properties": properties, "required": required or []}

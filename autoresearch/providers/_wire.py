@@ -5,7 +5,7 @@ headers carry the credentials (:meth:`WireModel.headers`), how a :class:`ChatReq
 the wire (:meth:`WireModel.payload`, its reply schema included) and how to read the answer
 (:meth:`WireModel.read`). The sending, retrying and error mapping are the same for all of them
 and live in :mod:`autoresearch.providers._http`. :meth:`WireModel.complete` holds the one rule
-about reply schemas: a request whose schema the server refuses (400 or 422) is sent again
+about reply schemas: a request whose schema the server refuses (400, 422 or 500) is sent again
 without it, and if that goes through, the model sends no schema for the rest of its life
 (``schema_refused``).
 """
@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from autoresearch.errors import BadRequestError, ConfigError, ProviderError
+from autoresearch.errors import BadRequestError, ConfigError, ProviderError, ServerError
 from autoresearch.providers._http import BODY_LIMIT, Hints, JsonClient
 from autoresearch.providers.base import ChatRequest, ChatResponse
 from autoresearch.results import Usage
@@ -30,8 +30,9 @@ __all__ = ["Settings", "WireModel", "chat_messages", "count", "usage"]
 
 logger = logging.getLogger("autoresearch")
 
-_SCHEMA_REFUSALS = frozenset({400, 422})
-"""The statuses with which a server says it does not take a request's reply schema."""
+_SCHEMA_REFUSALS = frozenset({400, 422, 500})
+"""The statuses with which a server says it does not take a request's reply schema (some,
+llama-cpp-python's among them, answer an option they do not know with a 500)."""
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ class WireModel(ABC):
             request = request.model_copy(update={"reply_schema": None})
         try:
             data = await self._http.post(url, self.payload(request), await self.headers())
-        except BadRequestError as exc:
+        except (BadRequestError, ServerError) as exc:
             if request.reply_schema is None or exc.status not in _SCHEMA_REFUSALS:
                 raise
             plain = request.model_copy(update={"reply_schema": None})
