@@ -10,7 +10,7 @@ server refuses, so it shows the fallback. Reported per run: the share of model r
 parse (plan replies and edit replies), the share of cycles whose edits applied (reached the
 validate phase), the statuses, and seconds per model call.
 
-Not part of ``run_all.py``: it needs the ``llm`` extra (``pip install -e '.[llm-bench]'``,
+Not part of ``run_all.py``: it needs the ``llm-bench`` extra (``pip install -e '.[llm-bench]'``,
 which builds llama.cpp from source: about 7 minutes on 2 cores) and takes 10-30 minutes.
 
     python benchmarks/bench_local_llm.py            # 20 cycles per run

@@ -28,6 +28,7 @@ BENCHMARKS = [
     ("search", "bench_search.py", "6. search efficiency"),
     ("startup", "bench_startup.py", "7. start-up"),
     ("slots", "bench_slots.py", "8. parallel slots throughput"),
+    ("llm_calls", "bench_llm_calls.py", "9. LLM proposer calls per cycle"),
 ]
 
 
@@ -85,6 +86,12 @@ def headline(name: str, data: dict) -> str:
             f"rate_N/(N x rate_1): 2 slots {r['2']['median']:.3f}, 4 slots "
             f"{r['4']['median']:.3f} (target >= 0.95)"
             + (f"; {errors} engine error(s), rounds rerun" if errors else "")
+        )
+    if name == "llm_calls":
+        calls = {r["run"]: r["calls_per_cycle"]["max"] for r in data["runs"]}
+        return (
+            f"calls per cycle: combined {calls['combined']:.0f}, plan then edits "
+            f"{calls['plan-then-edits']:.0f} (target <= 2)"
         )
     return ""
 
