@@ -41,7 +41,7 @@ from autoresearch.proposers.replies import ReplyError, find_object, read_edits, 
 from autoresearch.providers import create_chat_model
 from autoresearch.providers.base import ChatModel, ChatRequest, ChatResponse
 
-MAX_TOKENS = 1024
+MAX_TOKENS = 768
 CONTEXT_BUDGET = 12_000  # characters; SmolLM2's window is 8192 tokens
 N_CTX = 8192
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 
 import httpx
@@ -20,6 +19,7 @@ from autoresearch.proposers.replies import EDITS_REPLY, PLAN_REPLY, find_object,
 from autoresearch.providers import create_chat_model
 from autoresearch.providers._schema import strict_form
 from autoresearch.providers.base import ChatRequest
+from tests.conftest import loopback_server
 from tests.test_llm_proposer import make_analysis, make_context
 
 build = kit.build
@@ -278,14 +278,8 @@ class _Refusing(BaseHTTPRequestHandler):
 @pytest.fixture
 def refusing() -> Iterator[str]:
     _Refusing.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback_server(_Refusing) as url:
+        yield url
 
 
 async def test_over_real_http_a_server_that_refuses_the_schema_still_gets_plans(

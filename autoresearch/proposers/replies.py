@@ -42,7 +42,12 @@ MAX_DESCRIPTION_CHARS = 300
 MAX_RATIONALE_CHARS = 4000
 """A plan's rationale becomes the commit body; longer ones are cut."""
 
-_PATH = {"type": "string", "minLength": 1, "description": "a mutable file, relative to the repo"}
+_PATH = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 200,
+    "description": "a mutable file, relative to the repo",
+}
 _EDIT_SCHEMA: dict[str, Any] = {
     "anyOf": [
         {
@@ -52,9 +57,14 @@ _EDIT_SCHEMA: dict[str, Any] = {
                 "search": {
                     "type": "string",
                     "minLength": 1,
+                    "maxLength": 2000,
                     "description": "text that occurs exactly once in the file",
                 },
-                "replace": {"type": "string", "description": "what replaces the search text"},
+                "replace": {
+                    "type": "string",
+                    "maxLength": 2000,
+                    "description": "what replaces the search text",
+                },
             },
             "required": ["path", "search", "replace"],
         },
@@ -79,9 +89,14 @@ PLAN_REPLY = ReplySchema(
             "description": {
                 "type": "string",
                 "minLength": 1,
+                "maxLength": MAX_DESCRIPTION_CHARS,
                 "description": "one line: what you change",
             },
-            "rationale": {"type": "string", "description": "why it should help"},
+            "rationale": {
+                "type": "string",
+                "maxLength": 2000,
+                "description": "why it should help",
+            },
             "edits": _EDITS_SCHEMA,
         },
         "required": ["description", "rationale"],
@@ -94,7 +109,7 @@ EDITS_REPLY = ReplySchema(
     description="The edits that carry out the plan.",
     json_schema={
         "type": "object",
-        "properties": {"edits": _EDITS_SCHEMA},
+        "properties": {"edits": {**_EDITS_SCHEMA, "minItems": 1}},
         "required": ["edits"],
     },
 )

@@ -1,16 +1,18 @@
 """Reply schemas as each wire format wants them.
 
 A :class:`~autoresearch.providers.base.ReplySchema` is written in a small subset of JSON schema
-(``type``, ``properties``, ``required``, ``items``, ``description``, ``minLength`` and
-``anyOf`` of object shapes). Servers differ in what they accept:
+(``type``, ``properties``, ``required``, ``items``, ``description``, ``anyOf`` of object
+shapes, and the size limits ``minLength``, ``maxLength``, ``minItems``, ``maxItems``, which keep
+a small model's strings from running on past the token limit). Servers differ in what they
+accept:
 
 - OpenAI's strict structured outputs need every property listed in ``required`` and
   ``additionalProperties: false`` on every object; an optional property becomes nullable
-  (``"type": ["string", "null"]``) instead, and ``minLength`` is not supported
+  (``"type": ["string", "null"]``) instead, and the size limits are left out
   (:func:`strict_form`);
 - Gemini's ``responseSchema`` is an OpenAPI schema object whose type names are upper case
   (``OBJECT``, ``STRING``); it gets one object in place of an ``anyOf`` of objects (the union
-  of their properties, those all branches require required) and no ``minLength``
+  of their properties, those all branches require required) and no size limits
   (:func:`gemini_form`);
 - llama.cpp and Ollama (which turn the schema into a grammar) and Anthropic's tool input take
   it as it is.
@@ -23,9 +25,13 @@ from typing import Any
 __all__ = ["gemini_form", "strict_form"]
 
 
+_LIMITS = frozenset({"minLength", "maxLength", "minItems", "maxItems"})
+"""Size limits: enforced by grammar-based servers, not accepted everywhere."""
+
+
 def strict_form(schema: dict[str, Any]) -> dict[str, Any]:
     """``schema`` for OpenAI's strict mode: all properties required, optional ones nullable."""
-    out = {key: value for key, value in schema.items() if key != "minLength"}
+    out = {key: value for key, value in schema.items() if key not in _LIMITS}
     if "anyOf" in out:
         out["anyOf"] = [strict_form(branch) for branch in out["anyOf"]]
     if out.get("type") == "object":
@@ -50,7 +56,7 @@ def gemini_form(schema: dict[str, Any]) -> dict[str, Any]:
         schema = _merged(schema["anyOf"])
     out: dict[str, Any] = {}
     for key, value in schema.items():
-        if key == "minLength":
+        if key in _LIMITS:
             continue
         if key == "type" and isinstance(value, str):
             out[key] = value.upper()
