@@ -45,7 +45,6 @@ MAX_RATIONALE_CHARS = 4000
 _PATH = {
     "type": "string",
     "minLength": 1,
-    "maxLength": 200,
     "description": "a mutable file, relative to the repo",
 }
 _EDIT_SCHEMA: dict[str, Any] = {
@@ -57,12 +56,10 @@ _EDIT_SCHEMA: dict[str, Any] = {
                 "search": {
                     "type": "string",
                     "minLength": 1,
-                    "maxLength": 2000,
                     "description": "text that occurs exactly once in the file",
                 },
                 "replace": {
                     "type": "string",
-                    "maxLength": 2000,
                     "description": "what replaces the search text",
                 },
             },
@@ -89,12 +86,10 @@ PLAN_REPLY = ReplySchema(
             "description": {
                 "type": "string",
                 "minLength": 1,
-                "maxLength": MAX_DESCRIPTION_CHARS,
                 "description": "one line: what you change",
             },
             "rationale": {
                 "type": "string",
-                "maxLength": 2000,
                 "description": "why it should help",
             },
             "edits": _EDITS_SCHEMA,

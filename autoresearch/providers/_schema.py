@@ -2,9 +2,9 @@
 
 A :class:`~autoresearch.providers.base.ReplySchema` is written in a small subset of JSON schema
 (``type``, ``properties``, ``required``, ``items``, ``description``, ``anyOf`` of object
-shapes, and the size limits ``minLength``, ``maxLength``, ``minItems``, ``maxItems``, which keep
-a small model's strings from running on past the token limit). Servers differ in what they
-accept:
+shapes, and the limits ``minLength`` and ``minItems``, which keep a small model from answering
+with empty strings or lists). ``maxLength`` is not used: llama.cpp expands it into one grammar
+rule per character and refuses long ones. Servers differ in what they accept:
 
 - OpenAI's strict structured outputs need every property listed in ``required`` and
   ``additionalProperties: false`` on every object; an optional property becomes nullable
