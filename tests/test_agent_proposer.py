@@ -351,3 +351,35 @@ def test_the_cli_sets_up_and_runs_an_agent(repo: Path, agent: Agent) -> None:
     )  # fmt: skip
     assert bad.exit_code == 2
     assert "agent_command: the agent proposer needs the command" in bad.output
+
+
+def test_reports_of_the_common_agent_clis_are_read() -> None:
+    from autoresearch.proposers.agent_report import read_report
+
+    final = '{"description": "cosine schedule", "rationale": "smoother decay"}'
+    gemini = json.dumps(
+        {
+            "response": f"Done.\n{final}",
+            "stats": {"models": {"gemini-2.5-pro": {"tokens": {"prompt": 900, "candidates": 40,
+                                                                "thoughts": 10, "cached": 300}}}},
+        }
+    )  # fmt: skip
+    report = read_report(f"some progress\n{gemini}\n")
+    assert (report.description, report.rationale) == ("cosine schedule", "smoother decay")
+    assert (report.usage.input_tokens, report.usage.output_tokens) == (900, 50)
+    assert report.usage.cache_read_tokens == 300
+    codex = "\n".join(
+        json.dumps(event)
+        for event in (
+            {"type": "item.completed", "item": {"type": "agent_message", "text": "Lowered LR."}},
+            {"type": "turn.completed", "usage": {"input_tokens": 1200, "cached_input_tokens": 800,
+                                                 "output_tokens": 90}},
+        )
+    )  # fmt: skip
+    report = read_report(codex)
+    assert report.description == "Lowered LR."
+    assert (report.usage.input_tokens, report.usage.cache_read_tokens) == (1200, 800)
+    plain = read_report("I doubled the learning rate.\n")
+    assert plain.description == "I doubled the learning rate."
+    assert plain.usage.calls == 1 and plain.usage.cost_usd == 0
+    assert read_report("").description is None
