@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -180,6 +181,8 @@ def pct(n: int, d: int) -> str:
 
 def main() -> None:
     args = _common.parser(__doc__.splitlines()[0]).parse_args()
+    # A SIGTERM ends the run through the finally below, so the server is not left behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     cycles = 3 if args.quick else 20
     log = Path(tempfile.gettempdir()) / "llama-server.log"
     server, base = start_server(log)

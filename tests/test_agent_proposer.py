@@ -383,3 +383,22 @@ def test_reports_of_the_common_agent_clis_are_read() -> None:
     assert plain.description == "I doubled the learning rate."
     assert plain.usage.calls == 1 and plain.usage.cost_usd == 0
     assert read_report("").description is None
+
+
+async def test_a_task_budget_in_dollars_counts_the_cost_the_agent_reports(
+    repo: Path, agent: Agent, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autoresearch.tasks import TaskManager
+
+    monkeypatch.setenv("AUTORESEARCH_HOME", str(tmp_path / "ar-home"))
+    config = base_config(repo, agentCommand=agent.command("cost"), agentTimeoutMs=20_000)
+    manager = TaskManager(neurolink=NeuroLink())
+    await manager.save(
+        {"id": "agent", "type": "autoresearch", "autoresearch": config, "budget": {"maxUsd": 0.02}}
+    )
+    await manager.start_worker(poll_interval=0.05, lease_seconds=2.0, stop_when_idle=True)
+    info = await manager.get("agent")
+    # baseline $0, then $0.0123 a cycle (the second agent run finds nothing to lower: invalid,
+    # but it was paid for): $0.0246 >= $0.02 after three cycles
+    assert (info.status, info.cycles) == ("budget-exhausted", 3)
+    assert [c.cost_usd for c in await manager.cycles("agent")] == pytest.approx([0, 0.0123, 0.0123])
