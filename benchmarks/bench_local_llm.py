@@ -119,7 +119,7 @@ def parses(kind: str, text: str) -> bool:
 
 
 async def one_run(
-    label: str, provider: str, base: str, structured: bool, cycles: int
+    label: str, provider: str, structured: bool, cycles: int, base: str
 ) -> dict[str, Any]:
     """``cycles`` cycles after the baseline on a fresh quickstart copy."""
     with tempfile.TemporaryDirectory(prefix=f"llm-bench-{label}-") as tmp:
@@ -180,18 +180,27 @@ def pct(n: int, d: int) -> str:
 
 
 def main() -> None:
-    args = _common.parser(__doc__.splitlines()[0]).parse_args()
+    parser = _common.parser(__doc__.splitlines()[0])
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        choices=["structured", "lenient", "refused"],
+        default=["structured", "lenient", "refused"],
+        help="which runs to make (default: all three)",
+    )
+    args = parser.parse_args()
     # A SIGTERM ends the run through the finally below, so the server is not left behind.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     cycles = 3 if args.quick else 20
     log = Path(tempfile.gettempdir()) / "llama-server.log"
     server, base = start_server(log)
     try:
-        runs = [
-            anyio.run(one_run, "structured", "llamacpp", base, True, cycles),
-            anyio.run(one_run, "lenient", "llamacpp", base, False, cycles),
-            anyio.run(one_run, "refused", "openai-compatible", base, True, min(cycles, 3)),
-        ]
+        plans = {
+            "structured": ("llamacpp", True, cycles),
+            "lenient": ("llamacpp", False, cycles),
+            "refused": ("openai-compatible", True, min(cycles, 3)),
+        }
+        runs = [anyio.run(one_run, name, *plans[name], base) for name in args.runs]
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -226,7 +235,8 @@ def main() -> None:
         "gguf": gguf_path().name,
         "server": "llama-cpp-python " + _version(),
     }
-    _common.write_results("local_llm", {"runs": runs, **setup}, args)
+    name = "local_llm" if len(args.runs) == 3 else "local_llm_" + "_".join(args.runs)
+    _common.write_results(name, {"runs": runs, **setup}, args)
 
 
 def _version() -> str:

@@ -15,7 +15,13 @@ from test_providers_kit import ANTHROPIC_REPLY, BY_NAME, CASES, OPENAI_REPLY, RE
 
 from autoresearch import errors
 from autoresearch.proposers.llm import LLMProposer
-from autoresearch.proposers.replies import EDITS_REPLY, PLAN_REPLY, find_object, read_edits
+from autoresearch.proposers.replies import (
+    EDITS_REPLY,
+    PLAN_REPLY,
+    find_object,
+    read_edits,
+    with_paths,
+)
 from autoresearch.providers import create_chat_model
 from autoresearch.providers._schema import strict_form
 from autoresearch.providers.base import ChatRequest
@@ -222,10 +228,21 @@ async def test_the_proposer_asks_for_a_plan_then_for_edits() -> None:
     context = make_context()
     plan = await proposer.plan(context, make_analysis(), None)
     await proposer.implement(context, plan)
-    assert [r.reply_schema for r in model.requests] == [PLAN_REPLY, EDITS_REPLY]
+    assert [r.reply_schema for r in model.requests] == [
+        with_paths(PLAN_REPLY, ["train.py"]),
+        with_paths(EDITS_REPLY, ["train.py"]),
+    ]
+    edit = model.requests[0].reply_schema.json_schema["properties"]["edits"]["items"]  # type: ignore[union-attr]
+    assert [branch["properties"]["path"]["enum"] for branch in edit["anyOf"]] == [["train.py"]] * 2
     off = _Recording(PLAN_TEXT)
     await LLMProposer(off, structured=False).plan(context, make_analysis(), None)
     assert off.requests[0].reply_schema is None
+    # A mutable directory may get new files: then no list of paths is imposed.
+    folder = make_context(mutable_paths=["src"])
+    folder = folder.model_copy(update={"mutable_files": {"src/a.py": "A = 1\n"}})
+    loose = _Recording(PLAN_TEXT)
+    await LLMProposer(loose).plan(folder, make_analysis(), None)
+    assert loose.requests[0].reply_schema == PLAN_REPLY
 
 
 async def test_what_strict_output_looks_like_is_read_as_meant() -> None:

@@ -39,6 +39,7 @@ from autoresearch.proposers.replies import (
     find_object,
     read_edits,
     read_plan,
+    with_paths,
 )
 from autoresearch.providers.base import ChatMessage, ChatModel, ChatRequest, ReplySchema
 from autoresearch.results import RunRecord, Usage
@@ -104,7 +105,7 @@ class LLMProposer:
     async def plan(self, context: ResearchContext, analysis: Analysis, hint: str | None) -> Plan:
         """Ask the model for one idea; keep the edits if the reply already holds them."""
         prompt = self._prompt(context, analysis, hint)
-        text, usage = await self._call(prompt, PLAN_REPLY)
+        text, usage = await self._call(prompt, self._schema(PLAN_REPLY, context))
         try:
             data = find_object(text)
             description, rationale = read_plan(data)
@@ -141,7 +142,7 @@ class LLMProposer:
             ChatMessage(role="user", content=implement_task(turn.edits_problem)),
         ]
         prompt = self._prompt(context, turn.analysis, turn.hint, follow_ups)
-        text, usage = await self._call(prompt, EDITS_REPLY)
+        text, usage = await self._call(prompt, self._schema(EDITS_REPLY, context))
         self._count(plan)
         edits = _edits(text, usage)
         if not edits:
@@ -158,7 +159,7 @@ class LLMProposer:
             ChatMessage(role="user", content=repair_task(problem)),
         ]
         prompt = self._prompt(context, turn.analysis, turn.hint, follow_ups)
-        text, usage = await self._call(prompt, EDITS_REPLY)
+        text, usage = await self._call(prompt, self._schema(EDITS_REPLY, context))
         self._count(plan)
         edits = _edits(text, usage)
         return ChangeSet(edits=edits, usage=usage)  # no edits: the model gives up
@@ -178,6 +179,14 @@ class LLMProposer:
             follow_ups=follow_ups,
             history_rows=self.history_rows,
         )
+
+    @staticmethod
+    def _schema(schema: ReplySchema, context: ResearchContext) -> ReplySchema:
+        """``schema``, its edit paths limited to the mutable files when those are all files."""
+        files = context.mutable_files
+        if files and all(path in files for path in context.config.mutable_paths):
+            return with_paths(schema, sorted(files))
+        return schema
 
     def _turn_for(self, plan: Plan) -> _Turn:
         """The current cycle's turn, or a fresh one for a plan this proposer did not make."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -34,6 +35,7 @@ __all__ = [
     "find_object",
     "read_edits",
     "read_plan",
+    "with_paths",
 ]
 
 MAX_DESCRIPTION_CHARS = 300
@@ -109,6 +111,29 @@ EDITS_REPLY = ReplySchema(
     },
 )
 """The implement and repair reply as a schema."""
+
+
+
+def with_paths(schema: ReplySchema, paths: Sequence[str]) -> ReplySchema:
+    """``schema`` with every edit's ``path`` limited to ``paths`` (an ``enum``).
+
+    For research whose mutable paths are all files: then no edit can name anything else, and a
+    small model cannot copy a placeholder path from the instructions.
+    """
+
+    def limit(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {key: limit(value) for key, value in node.items()}
+            path = out.get("properties", {}).get("path")
+            if isinstance(path, dict):
+                out["properties"]["path"] = {**path, "enum": list(paths)}
+            return out
+        if isinstance(node, list):
+            return [limit(item) for item in node]
+        return node
+
+    return schema.model_copy(update={"json_schema": limit(schema.json_schema)})
+
 
 _MAX_BRACES = 500  # how many '{' positions the prose scan tries before giving up
 _FENCE = re.compile(r"(`{3,}|~{3,})[^\n`]*\n(.*?)\n?\1", re.DOTALL)
