@@ -56,6 +56,7 @@ class _Turn:
     prompt: str
     cycle: int
     edits: list[Edit]
+    repairs: int = 0
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,9 @@ class AgentProposer:
                 return turn.prompt + repair_section(problem, restored=False)
             return turn.prompt + repair_section(problem, restored=True)
 
-        run = await self._run(context, turn.cycle, "agent-repair", with_previous_change)
+        turn.repairs += 1
+        label = "agent-repair" + (str(turn.repairs) if turn.repairs > 1 else "")
+        run = await self._run(context, turn.cycle, label, with_previous_change)
         if isinstance(plan.metadata.get("calls"), int):
             plan.metadata["calls"] += 1
         try:
