@@ -171,7 +171,7 @@ async def one_run(
         "schema_refused": bool(getattr(inner, "schema_refused", False)),
         "seconds_per_call": _common.summary([s for _, _, s in model.calls])["median"],
         "wall_s": wall,
-        "example_plan_replies": plans[:3],
+        "replies": [{"kind": kind, "text": text} for kind, text, _ in model.calls],
         "reasons": sorted({r.description for r in records if r.status == "invalid"})[:6],
     }
 

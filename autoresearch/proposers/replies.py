@@ -2,9 +2,10 @@
 
 Models wrap JSON in many ways. :func:`find_object` accepts the object bare, inside a Markdown
 code fence (```json or any other), or anywhere in surrounding prose (the first complete ``{...}``
-that parses). Strings may hold raw newlines and tabs, which local models often emit. Unknown keys
-are ignored everywhere. Anything unreadable raises :class:`ReplyError` with a one-line reason,
-which the engine records as the reason of an ``invalid`` cycle.
+that parses). A reply that is a single object cut off at the token limit is closed and read as
+far as it goes, without its ``edits``. Strings may hold raw newlines and tabs, which local models
+often emit. Unknown keys are ignored everywhere. Anything unreadable raises :class:`ReplyError`
+with a one-line reason, which the engine records as the reason of an ``invalid`` cycle.
 
 :data:`PLAN_REPLY` and :data:`EDITS_REPLY` are the same shapes as JSON schemas: sent with a
 request, they let providers that support constrained output produce nothing else. What comes
@@ -113,7 +114,6 @@ EDITS_REPLY = ReplySchema(
 """The implement and repair reply as a schema."""
 
 
-
 def with_paths(schema: ReplySchema, paths: Sequence[str]) -> ReplySchema:
     """``schema`` with every edit's ``path`` limited to ``paths`` (an ``enum``).
 
@@ -181,7 +181,54 @@ def find_object(text: str) -> dict[str, Any]:
         if isinstance(value, dict):
             return value
         start = text.find("{", start + 1)
+    cut = _cut_off(text)
+    if cut is not None:
+        return cut
     raise ReplyError(f"the model's reply holds no JSON object (it begins: {_snippet(text)!r})")
+
+
+def _cut_off(text: str) -> dict[str, Any] | None:
+    """A reply that is one JSON object cut off at the token limit, closed as far as it went.
+
+    Constrained output can only go wrong this way: a string runs on until ``max_tokens``. The
+    open string, arrays and objects are closed, backing up to an earlier comma when the cut
+    fell inside a key or before a value. ``edits`` are dropped from what is recovered: an edit
+    whose text was cut must not be applied, so they are asked for again.
+    """
+    body = text.strip()
+    if not body.startswith("{"):
+        return None
+    closers: list[str] = []
+    commas: list[tuple[int, list[str]]] = []  # where a value ended, and what was open there
+    in_string = escaped = False
+    for index, char in enumerate(body):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "{[":
+            closers.append("}" if char == "{" else "]")
+        elif char in "}]" and closers:
+            closers.pop()
+        elif char == ",":
+            commas.append((index, list(closers)))
+    if not closers:
+        return None  # complete (and unreadable for another reason), not cut off
+    tail = ('"' if in_string and not escaped else "") + "".join(reversed(closers))
+    attempts = [body + tail] + [
+        body[:at] + "".join(reversed(open_)) for at, open_ in reversed(commas)
+    ]
+    for attempt in attempts[:_MAX_BRACES]:
+        value = _as_object(attempt)
+        if value is not None:
+            value.pop("edits", None)
+            return value
+    return None
 
 
 def _text_field(data: dict[str, Any], key: str) -> str | None:
