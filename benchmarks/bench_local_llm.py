@@ -190,11 +190,15 @@ def main() -> None:
         help="which runs to make (default: all three)",
     )
     args = parser.parse_args()
-    # A SIGTERM ends the run through the finally below, so the server is not left behind.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     cycles = 3 if args.quick else 20
     log = Path(tempfile.gettempdir()) / "llama-server.log"
     server, base = start_server(log)
+
+    def stop(*_: object) -> None:  # a SIGTERM must not leave the server behind
+        server.terminate()
+        os._exit(143)
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         plans = {
             "structured": ("llamacpp", True, cycles),
