@@ -13,7 +13,7 @@ import pytest
 import test_providers_kit as kit
 from test_providers_kit import ANTHROPIC_REPLY, BY_NAME, CASES, OPENAI_REPLY, REQUEST, Case, Reply
 
-from autoresearch import errors
+from autoresearch import ScriptedChatModel, errors
 from autoresearch.proposers.llm import LLMProposer
 from autoresearch.proposers.replies import (
     EDITS_REPLY,
@@ -24,7 +24,6 @@ from autoresearch.proposers.replies import (
 )
 from autoresearch.providers import create_chat_model
 from autoresearch.providers._schema import strict_form
-from autoresearch.providers.base import ChatRequest
 from tests.conftest import loopback_server
 from tests.test_llm_proposer import make_analysis, make_context
 
@@ -204,26 +203,9 @@ async def test_every_retry_is_logged_with_its_reason_and_delay(
 # The proposer's side: which schema goes with which request, and what comes back.
 
 
-class _Recording:
-    """A chat model that records requests and answers in order (no HTTP)."""
-
-    provider = "fake"
-    model = "fake"
-
-    def __init__(self, *texts: str) -> None:
-        self.texts = list(texts)
-        self.requests: list[ChatRequest] = []
-
-    async def complete(self, request: ChatRequest) -> Any:
-        from autoresearch.providers.base import ChatResponse
-
-        self.requests.append(request)
-        return ChatResponse(text=self.texts.pop(0))
-
-
 async def test_the_proposer_asks_for_a_plan_then_for_edits() -> None:
     edits = {"edits": [{"path": "train.py", "search": "X = 3.0", "replace": "X = 2.0"}]}
-    model = _Recording(PLAN_TEXT, json.dumps(edits))
+    model = ScriptedChatModel([PLAN_TEXT, json.dumps(edits)])
     proposer = LLMProposer(model)
     context = make_context()
     plan = await proposer.plan(context, make_analysis(), None)
@@ -234,28 +216,35 @@ async def test_the_proposer_asks_for_a_plan_then_for_edits() -> None:
     ]
     edit = model.requests[0].reply_schema.json_schema["properties"]["edits"]["items"]  # type: ignore[union-attr]
     assert [branch["properties"]["path"]["enum"] for branch in edit["anyOf"]] == [["train.py"]] * 2
-    off = _Recording(PLAN_TEXT)
+    off = ScriptedChatModel([PLAN_TEXT])
     await LLMProposer(off, structured=False).plan(context, make_analysis(), None)
     assert off.requests[0].reply_schema is None
     # A mutable directory may get new files: then no list of paths is imposed.
     folder = make_context(mutable_paths=["src"])
     folder = folder.model_copy(update={"mutable_files": {"src/a.py": "A = 1\n"}})
-    loose = _Recording(PLAN_TEXT)
+    loose = ScriptedChatModel([PLAN_TEXT])
     await LLMProposer(loose).plan(folder, make_analysis(), None)
     assert loose.requests[0].reply_schema == PLAN_REPLY
 
 
 async def test_what_strict_output_looks_like_is_read_as_meant() -> None:
     text = json.dumps({"description": "d", "rationale": "r", "edits": None})
-    model = _Recording(
-        text,
-        json.dumps(
-            {
-                "edits": [
-                    {"path": "train.py", "search": "X = 3.0", "replace": "X = 2.0", "content": None}
-                ]
-            }
-        ),
+    model = ScriptedChatModel(
+        [
+            text,
+            json.dumps(
+                {
+                    "edits": [
+                        {
+                            "path": "train.py",
+                            "search": "X = 3.0",
+                            "replace": "X = 2.0",
+                            "content": None,
+                        }
+                    ]
+                }
+            ),
+        ]
     )
     proposer = LLMProposer(model)
     context = make_context()
