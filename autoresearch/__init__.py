@@ -88,6 +88,7 @@ if TYPE_CHECKING:
         ResearchContext as ResearchContext,
     )
     from autoresearch.proposers.scripted import (
+        ScriptedChatModel as ScriptedChatModel,
         ScriptedProposer as ScriptedProposer,
         ScriptedStep as ScriptedStep,
     )

@@ -26,7 +26,7 @@ from autoresearch.metrics import NUMBER_GROUP
 if TYPE_CHECKING:
     from typing import Unpack
 
-    from autoresearch.options import ResearchOptions
+    from autoresearch.options import ConfigOptions
 
 __all__ = [
     "RESERVED_DIRS",
@@ -34,6 +34,7 @@ __all__ = [
     "MemorySpec",
     "MetricSpec",
     "ProgressSpec",
+    "ProposerKind",
     "ResearchConfig",
     "default_tag",
     "load_config",
@@ -41,6 +42,9 @@ __all__ = [
 
 Direction = Literal["lower", "higher"]
 """Which way the metric improves."""
+
+ProposerKind = Literal["local", "llm", "agent"]
+"""Who invents the changes: the offline tuner, a chat model, or a coding-agent CLI."""
 
 RESERVED_DIRS = (".git", ".autoresearch")
 """Top-level directories that are never mutable, whatever the configuration says."""
@@ -194,12 +198,12 @@ class ResearchConfig(CamelModel):
     Fields are snake_case with camelCase aliases, so ``ResearchConfig(repoPath=..., timeoutMs=...)``
     and ``ResearchConfig(repo_path=..., timeout_ms=...)`` are the same, and so are
     ``config.timeout_ms`` and ``config.timeoutMs``. The keyword arguments are
-    :class:`~autoresearch.options.ResearchOptions`, which type checkers know.
+    :class:`~autoresearch.options.ConfigOptions`, which type checkers know.
     """
 
     if TYPE_CHECKING:  # what type checkers see: both spellings, in and out
 
-        def __init__(self, **options: Unpack[ResearchOptions]) -> None: ...
+        def __init__(self, **options: Unpack[ConfigOptions]) -> None: ...
 
         repoPath: ClassVar[Path]
         mutablePaths: ClassVar[list[str]]
@@ -218,6 +222,8 @@ class ResearchConfig(CamelModel):
         gpusPerSlot: ClassVar[int]
         baselineRepeats: ClassVar[int]
         gpuHourUsd: ClassVar[float | None]
+        agentCommand: ClassVar[str | None]
+        agentTimeoutMs: ClassVar[int]
 
     repo_path: Path
     mutable_paths: list[str] = Field(min_length=1)
@@ -234,6 +240,14 @@ class ResearchConfig(CamelModel):
     memory: MemorySpec | None = None
     validate_command: str | None = None
     min_improvement: float = 0.0
+    proposer: ProposerKind | None = None
+    """``local``, ``llm`` or ``agent``; None: ``agent`` with an ``agent_command``, else ``llm``
+    with a provider, else ``local``."""
+    agent_command: str | None = None
+    """The coding agent's shell command (the agent proposer); it reads the prompt from the file
+    named by ``AUTORESEARCH_PROMPT_FILE``."""
+    agent_timeout_ms: int = Field(default=1_800_000, gt=0)
+    """Time limit of one run of the agent command, in ms."""
     provider: str | None = None
     model: str | None = None
     base_url: str | None = None
@@ -368,6 +382,33 @@ class ResearchConfig(CamelModel):
         return self.gpus[first : first + self.gpus_per_slot]
 
     @model_validator(mode="after")
+    def _check_agent(self) -> ResearchConfig:
+        command = self.agent_command
+        if command is not None and not command.strip():
+            raise ValueError("agent_command: the agent command is empty")
+        if self.proposer == "agent" and command is None:
+            raise ValueError(
+                "agent_command: the agent proposer needs the command that runs your coding "
+                'agent (--agent-command), for example: claude -p "$(cat '
+                '"$AUTORESEARCH_PROMPT_FILE")" --permission-mode acceptEdits'
+            )
+        if self.proposer in ("local", "llm") and command is not None:
+            raise ValueError(
+                f"agent_command: only the agent proposer runs a command, not {self.proposer!r}; "
+                "drop the command or choose proposer 'agent'"
+            )
+        return self
+
+    @property
+    def proposer_kind(self) -> ProposerKind:
+        """The proposer this configuration gets (``proposer``, or what its other fields imply)."""
+        if self.proposer is not None:
+            return self.proposer
+        if self.agent_command is not None:
+            return "agent"
+        return "llm" if self.provider not in (None, "local") else "local"
+
+    @model_validator(mode="after")
     def _check_overlap(self) -> ResearchConfig:
         for mutable in self.mutable_paths:
             for immutable in self.immutable_paths:
@@ -438,7 +479,7 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
 
 
 def load_config(
-    data: ResearchConfig | Mapping[str, Any] | None = None, **overrides: Unpack[ResearchOptions]
+    data: ResearchConfig | Mapping[str, Any] | None = None, **overrides: Unpack[ConfigOptions]
 ) -> ResearchConfig:
     """Build a :class:`ResearchConfig` from a model, a mapping and/or keyword arguments.
 

@@ -100,6 +100,10 @@ class PathPolicy:
             tracked,
         )
 
+    def protects(self, rel: str) -> bool:
+        """Whether the repo-relative path ``rel`` lies under an immutable path."""
+        return _under(PurePosixPath(rel), self.immutable)
+
     def allows(self, raw: str) -> bool:
         """Whether an edit may write ``raw`` (:meth:`check` without the reason)."""
         try:

@@ -304,14 +304,16 @@ class TimeoutEvent(_EventBase):
     elapsed_ms: int
 
 
-NoticeKind = Literal["saved", "rebaseline", "stale-lock", "hooks"]
+NoticeKind = Literal["saved", "rebaseline", "stale-lock", "hooks", "proposer"]
 """What a notice is about.
 
 ``saved``: content autoresearch did not write was committed under
 ``refs/autoresearch/<tag>/saved/…`` before a restore replaced it; ``rebaseline``: the research
 branch holds a commit autoresearch did not make, which is measured as a new baseline;
 ``stale-lock``: a git lock file left by an interrupted cycle was removed; ``hooks``: the
-repository has git hooks, which candidate commits do not run.
+repository has git hooks, which candidate commits do not run; ``proposer``: a note from the
+proposer about the plan (the agent proposer restored files its agent changed outside the mutable
+paths).
 """
 
 

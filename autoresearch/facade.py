@@ -1,7 +1,8 @@
 """``NeuroLink``: the entry point, named and shaped as in the seed.
 
 One facade owns one :class:`EventEmitter`, shared by every worker it creates, and chooses the
-proposer each worker uses: the offline ``local`` proposer when no provider is named.
+proposer each worker uses: the offline ``local`` proposer when no provider is named, the LLM
+proposer with one, the agent proposer when an agent command is configured.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 import anyio
 
-from autoresearch.config import ResearchConfig, load_config
+from autoresearch.config import ProposerKind, ResearchConfig, load_config
 from autoresearch.emitter import EventEmitter
 from autoresearch.errors import ConfigError
 from autoresearch.proposers.base import Proposer
@@ -90,7 +91,7 @@ class NeuroLink:
         config: ResearchConfig | Mapping[str, Any] | None = None,
         /,
         *,
-        proposer: Proposer | None = None,
+        proposer: Proposer | ProposerKind | None = None,
         **options: Unpack[ResearchOptions],
     ) -> ResearchWorker:
         """A worker for one repository.
@@ -100,9 +101,15 @@ class NeuroLink:
         checkers and IDEs), as a mapping, or as a :class:`ResearchConfig`, which keyword
         arguments then override. Options are validated here (:class:`ConfigError` names the
         field, an unknown one included); checks that need the repository run before the first
-        cycle. ``proposer`` replaces the one the provider would give.
+        cycle. ``proposer`` is a proposer object, which replaces the one the configuration
+        would give, or the configuration's ``proposer`` setting (``"local"``, ``"llm"``,
+        ``"agent"``).
         """
-        resolved = load_config(config, **options)
+        if isinstance(proposer, str):
+            resolved = load_config(config, proposer=proposer, **options)
+            proposer = None
+        else:
+            resolved = load_config(config, **options)
         if resolved.provider is None and self.provider is not None:
             resolved = resolved.model_copy(update={"provider": self.provider})
         if resolved.model is None and self.model is not None:
@@ -116,7 +123,7 @@ class NeuroLink:
         /,
         *,
         force: bool = False,
-        proposer: Proposer | None = None,
+        proposer: Proposer | ProposerKind | None = None,
         **options: Unpack[ResearchOptions],
     ) -> ResearchWorker:
         """Set a repository up for research (what ``autoresearch init`` does) and return its worker.
@@ -142,7 +149,7 @@ class NeuroLink:
         repo_path: str | Path,
         /,
         *,
-        proposer: Proposer | None = None,
+        proposer: Proposer | ProposerKind | None = None,
         **overrides: Unpack[ResearchOptions],
     ) -> ResearchWorker:
         """A worker for a repository set up earlier, from its ``.autoresearch/config.json``.
@@ -227,13 +234,28 @@ class NeuroLink:
         )
 
     def _proposer_for(self, config: ResearchConfig) -> Proposer:
-        provider = config.provider or LOCAL_PROVIDER
-        if provider == LOCAL_PROVIDER:
+        kind = config.proposer_kind
+        if kind == "agent":
+            from autoresearch.proposers.agent import AgentProposer
+
+            assert config.agent_command is not None  # the configuration checks it
+            return AgentProposer(
+                config.agent_command,
+                timeout_s=config.agent_timeout_ms / 1000,
+                kill_grace_s=config.kill_grace_ms / 1000,
+            )
+        if kind == "local":
             from autoresearch.proposers.local import LocalProposer
 
             return LocalProposer(seed=config.seed)
         from autoresearch.proposers.llm import LLMProposer
 
+        if (config.provider or self.provider or LOCAL_PROVIDER) == LOCAL_PROVIDER:
+            raise ConfigError(
+                "provider: the llm proposer needs a model provider (--provider), for example "
+                "anthropic, openai or ollama",
+                field="provider",
+            )
         return LLMProposer(self.chat_model(config))
 
     @property

@@ -29,6 +29,7 @@ __all__ = [
     "SavedWork",
     "WorkFiles",
     "build_tree",
+    "create_unique_ref",
     "mode_of",
     "tree_entries",
     "walk_tree",
@@ -127,6 +128,16 @@ def build_tree(
     for name, (oid, mode) in direct.items():
         builder.insert(name, oid, mode)
     return builder.write() if len(builder) else None
+
+
+def create_unique_ref(repo: pygit2.Repository, name: str, oid: pygit2.Oid) -> str:
+    """Create a reference at ``oid`` named ``name``, or ``name-2``, ``name-3``… if taken."""
+    unique, number = name, 1
+    while repo.references.get(unique) is not None:
+        number += 1
+        unique = f"{name}-{number}"
+    repo.references.create(unique, oid)
+    return unique
 
 
 class WorkFiles:
@@ -272,11 +283,11 @@ class WorkFiles:
                 self._save(head, foreign, save_as, restoring, author), tuple(sorted(foreign))
             )
         for rel in sorted(known.keys() - new.keys(), reverse=True):
-            self._remove_file(rel)
+            self.remove_file(rel)
         made: set[str] = set()
         removable = known.keys() | foreign.keys()
         for rel, entry in sorted(new.items()):
-            self._write_file(rel, entry, made, removable)
+            self.write_file(rel, entry, made, removable)
         return saved
 
     def _foreign(self, known: Mapping[str, set[pygit2.Oid]]) -> dict[str, int]:
@@ -348,14 +359,9 @@ class WorkFiles:
         )
         signature = author()
         oid = repo.create_commit(None, signature, signature, message, tree, [head.id])
-        name, number = save_as, 1
-        while repo.references.get(name) is not None:
-            number += 1
-            name = f"{save_as}-{number}"
-        repo.references.create(name, oid)
-        return name
+        return create_unique_ref(repo, save_as, oid)
 
-    def _remove_file(self, rel: str) -> None:
+    def remove_file(self, rel: str) -> None:
         """Delete the working-tree file ``rel`` and the directories it leaves empty."""
         parent = os.path.dirname(rel)
         if parent and os.path.realpath(self._prefix + parent) != self._prefix + parent:
@@ -372,7 +378,7 @@ class WorkFiles:
                 break
             parent = os.path.dirname(parent)
 
-    def _write_file(self, rel: str, entry: Entry, made: set[str], known: Collection[str]) -> None:
+    def write_file(self, rel: str, entry: Entry, made: set[str], known: Collection[str]) -> None:
         """Write blob ``entry`` to ``rel`` unless the file already has that content and mode.
 
         The content goes to a temporary file beside it that is renamed over ``rel``: whenever

@@ -9,7 +9,8 @@ Here live opening, queries, commits, references, branches, hooks and lock files.
 work behind the operations that run every cycle (:meth:`GitRepo.changed_paths`,
 :meth:`GitRepo.commit_paths`, :meth:`GitRepo.restore`), whose cost follows the size of the
 mutable paths rather than the repository, is :class:`~autoresearch.gitfiles.WorkFiles`'s, run in
-the same worker thread.
+the same worker thread. Snapshots of the whole checkout (what an outside tool, a coding agent,
+changed, and undoing it) are :mod:`autoresearch.gitsnap`'s, run there too.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import anyio.to_thread
 import pygit2
 from pygit2.enums import CheckoutStrategy, FileMode, FileStatus, ResetMode
 
+from autoresearch import gitsnap
 from autoresearch.errors import ConfigError, GitError, HeadMovedError
 from autoresearch.gitfiles import (
     TEMP_SUFFIX,
@@ -36,7 +38,9 @@ from autoresearch.gitfiles import (
     walk_tree,
 )
 
-__all__ = ["DEFAULT_AUTHOR", "TEMP_SUFFIX", "Expect", "GitRepo", "SavedWork"]
+__all__ = ["DEFAULT_AUTHOR", "TEMP_SUFFIX", "Expect", "GitRepo", "SavedWork", "Snapshot"]
+
+Snapshot = gitsnap.Snapshot
 
 DEFAULT_AUTHOR: tuple[str, str] = ("autoresearch", "autoresearch@localhost")
 """Author and committer used when the repository's config has no ``user.name``/``user.email``."""
@@ -740,3 +744,54 @@ class GitRepo:
                 refs.delete(old)
 
         await self._run("archiving references", rename)
+
+    # -- snapshots of the whole checkout (see autoresearch.gitsnap) ---------------------------
+
+    async def snapshot(self) -> gitsnap.Snapshot:
+        """HEAD, the index and the working tree as git objects (ignored files left out)."""
+        return await self._run(
+            "recording the working tree", lambda: gitsnap.take(self._repo, str(self.root))
+        )
+
+    async def tree_changes(
+        self, before: gitsnap.Snapshot, after: gitsnap.Snapshot
+    ) -> list[gitsnap.TreeChange]:
+        """The paths whose content differs between two snapshots, sorted."""
+        return await self._run(
+            "comparing snapshots", lambda: gitsnap.changes(self._repo, before, after)
+        )
+
+    async def rewind(self, before: gitsnap.Snapshot) -> None:
+        """HEAD (its branch or the detached HEAD) and the index back as at ``before``.
+
+        The working tree is not touched. :class:`HeadMovedError` when HEAD is no longer on
+        the branch it was on (or no longer detached): then nothing is changed.
+        """
+
+        def rewind() -> None:
+            self._check_head(Expect(before.branch))
+            if str(self._head().id) != before.head:
+                gitsnap.rewind(self._repo, before)
+            else:
+                gitsnap.reset_index(self._repo, before)
+
+        await self._run("moving HEAD back", rewind)
+
+    async def put_back(self, entries: Mapping[str, Entry | None]) -> None:
+        """Write each path's blob (None: remove the file); nothing else is touched."""
+        await self._run("restoring files", lambda: gitsnap.put_back(self._files, entries))
+
+    async def save_entries(
+        self, head: str, entries: Mapping[str, Entry], ref: str, message: str
+    ) -> str:
+        """Commit ``entries`` on top of ``head`` under a new reference named after ``ref``."""
+        return await self._run(
+            f"saving under {ref}",
+            lambda: gitsnap.save(
+                self._repo, head, entries, ref=ref, message=message, author=self._signature
+            ),
+        )
+
+    async def read_blob(self, oid: pygit2.Oid) -> bytes:
+        """The content of the blob ``oid``."""
+        return await self._run("reading a blob", lambda: self._repo[oid].peel(pygit2.Blob).data)

@@ -1,11 +1,11 @@
 """The research options as keyword arguments, in both spellings, for type checkers and IDEs.
 
-``create_research_worker(**options)``, ``init_research``, ``load_research_worker``,
-``load_config`` and ``ResearchConfig(...)`` take their keyword arguments as
-``**options: Unpack[ResearchOptions]``: an IDE completes every option in both spellings
-(``repo_path`` and ``repoPath``), and mypy and pyright reject a misspelt one
-(``typoField=3``) or a value of the wrong type. At run time the same mistakes are a
-:class:`~autoresearch.errors.ConfigError` naming the option.
+``create_research_worker(**options)``, ``init_research`` and ``load_research_worker`` take
+their keyword arguments as ``**options: Unpack[ResearchOptions]``, ``load_config`` and
+``ResearchConfig(...)`` as ``Unpack[ConfigOptions]`` (the same and ``proposer``): an IDE
+completes every option in both spellings (``repo_path`` and ``repoPath``), and mypy and
+pyright reject a misspelt one (``typoField=3``) or a value of the wrong type. At run time the
+same mistakes are a :class:`~autoresearch.errors.ConfigError` naming the option.
 
 The values are what the options accept (``repo_path`` a ``str`` or a path, ``metric`` a
 :class:`~autoresearch.config.MetricSpec` or a dict); :class:`~autoresearch.config.ResearchConfig`
@@ -22,9 +22,15 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Literal, Required, TypedDict
 
 if TYPE_CHECKING:
-    from autoresearch.config import MemorySpec, MetricSpec, ProgressSpec
+    from autoresearch.config import MemorySpec, MetricSpec, ProgressSpec, ProposerKind
 
-__all__ = ["MemoryOptions", "MetricOptions", "ProgressOptions", "ResearchOptions"]
+__all__ = [
+    "ConfigOptions",
+    "MemoryOptions",
+    "MetricOptions",
+    "ProgressOptions",
+    "ResearchOptions",
+]
 
 Paths = list[str] | tuple[str, ...]
 """Repository-relative paths (a plain ``str`` is refused: it is one path, not a list)."""
@@ -107,3 +113,17 @@ class ResearchOptions(TypedDict, total=False):
     progress: ProgressSpec | ProgressOptions | None
     gpu_hour_usd: float | None
     gpuHourUsd: float | None
+    agent_command: str | None
+    agentCommand: str | None
+    agent_timeout_ms: int
+    agentTimeoutMs: int
+
+
+class ConfigOptions(ResearchOptions, total=False):
+    """The keyword arguments of ``ResearchConfig(...)`` and ``load_config``: every option.
+
+    The worker factories take ``proposer`` as a parameter of their own (a proposer object or
+    one of these names), so it is listed here and not in :class:`ResearchOptions`.
+    """
+
+    proposer: ProposerKind | None

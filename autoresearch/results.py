@@ -38,12 +38,17 @@ class Usage(CamelModel):
         outputTokens: ClassVar[int]
         cacheReadTokens: ClassVar[int]
         cacheWriteTokens: ClassVar[int]
+        costUsd: ClassVar[float]
 
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     calls: int = 0
+    cost_usd: float = Field(default=0.0, ge=0.0, exclude_if=lambda value: not value)
+    """What the calls cost in US dollars, when the proposer was told (a coding agent's CLI
+    reports it); 0 when unknown, and then tasks price the tokens instead. Left out of JSON when
+    0, so ledgers without a reported cost read as before."""
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -52,6 +57,7 @@ class Usage(CamelModel):
             cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
             cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
             calls=self.calls + other.calls,
+            cost_usd=self.cost_usd + other.cost_usd,
         )
 
     @property

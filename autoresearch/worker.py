@@ -533,7 +533,7 @@ class ResearchWorker:
         assert c.slot is not None
         c.place = await self._slots_of().checkout(c.slot, c.parent)
         if c.baseline or replay is not None:
-            await self._phase(c, "bootstrap", self._bootstrap)
+            await self._phase(c, "bootstrap", self._bootstrap, c)
             await self._phase(c, "analyze", self._analyze, c)
             for phase in ("plan", "implement", "validate", "commit"):
                 await self._skip(c, phase)
@@ -550,7 +550,7 @@ class ResearchWorker:
         else:
             try:
                 async with self._propose_lock:  # one proposal at a time, seeing the others
-                    context = await self._phase(c, "bootstrap", self._bootstrap)
+                    context = await self._phase(c, "bootstrap", self._bootstrap, c)
                     analysis = await self._phase(c, "analyze", self._analyze, c)
                     c.plan = await self._phase(c, "plan", self._plan, c, context, analysis)
                     self._in_flight[c.number] = c.plan
@@ -793,7 +793,7 @@ class ResearchWorker:
 
     async def _cycle(self, c: _Cycle) -> _Measurement:
         """The phases up to the measurement, in the seed's order (``decide`` comes after)."""
-        context = await self._phase(c, "bootstrap", self._bootstrap)
+        context = await self._phase(c, "bootstrap", self._bootstrap, c)
         analysis = await self._phase(c, "analyze", self._analyze, c)
         if c.baseline:
             for phase in ("plan", "implement", "validate", "commit"):
@@ -895,9 +895,10 @@ class ResearchWorker:
 
     # -- the phases ----------------------------------------------------------------------
 
-    async def _bootstrap(self) -> ResearchContext:
+    async def _bootstrap(self, c: _Cycle) -> ResearchContext:
         assert self._state is not None
-        return await self._contexts.get(self.config, self._state.best_commit, self._layout)
+        context = await self._contexts.get(self.config, self._state.best_commit, self._layout)
+        return context.model_copy(update={"workdir": self._root(c)})
 
     async def _analyze(self, c: _Cycle) -> Analysis:
         assert self._state is not None
@@ -923,6 +924,9 @@ class ResearchWorker:
         plan = await self._ask(c, self.proposer.plan(context, analysis, c.hint))
         if plan.usage:
             c.usage += plan.usage
+        for note in plan.notes:
+            c.notes.append(note)
+            await self._keep.notice("proposer", note, cycle=c.number)
         return plan
 
     async def _implement(self, c: _Cycle, context: ResearchContext) -> ChangeSet:

@@ -30,6 +30,7 @@ BENCHMARKS = [
     ("slots", "bench_slots.py", "8. parallel slots throughput"),
     ("noise", "bench_noise.py", "9. noise-aware decisions"),
     ("abort", "bench_abort.py", "10. early abort"),
+    ("llm_calls", "bench_llm_calls.py", "11. LLM proposer calls per cycle"),
 ]
 
 
@@ -104,6 +105,12 @@ def headline(name: str, data: dict) -> str:
             f"run time saved {100 * data['saved_run_time']:.0f} % (steps "
             f"{100 * data['saved_steps']:.0f} %), final best equal: {data['same_final_best']}, "
             f"winners aborted {data['winners_aborted']} (targets >= 30 %, 0)"
+        )
+    if name == "llm_calls":
+        calls = {r["run"]: r["calls_per_cycle"]["max"] for r in data["runs"]}
+        return (
+            f"calls per cycle: combined {calls['combined']:.0f}, plan then edits "
+            f"{calls['plan-then-edits']:.0f} (target <= 2)"
         )
     return ""
 

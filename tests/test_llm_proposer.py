@@ -324,13 +324,28 @@ def test_unknown_keys_are_ignored_in_edits_and_a_single_edit_is_accepted() -> No
     assert read_edits(data) == [Edit(path="train.py", search="a", replace="b")]
 
 
+def test_a_reply_cut_off_at_the_token_limit_is_read_as_far_as_it_goes() -> None:
+    cut = '{"description": "lower X", "rationale": "closer to 1, since the loss is (X-1'
+    assert find_object(cut) == {
+        "description": "lower X",
+        "rationale": "closer to 1, since the loss is (X-1",
+    }
+    assert find_object('{"description": "d", "ratio') == {"description": "d"}
+    # Edits that were cut must never be applied: they are dropped, and asked for again.
+    with_edits = (
+        '{"description": "d", "rationale": "r", "edits": [{"path": "train.py", "search": "X'
+    )
+    assert find_object(with_edits) == {"description": "d", "rationale": "r"}
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ("", "the model's reply is empty"),
         ("I cannot help with that.", "holds no JSON object (it begins: 'I cannot help"),
         ("[1, 2, 3]", "holds no JSON object"),
-        ('{"description": "d", "rationale": ', "holds no JSON object"),
+        ('{"description": }', "holds no JSON object"),
+        ('Here: {"description": "d", "rationale": ', "holds no JSON object"),
     ],
 )
 def test_unreadable_replies_raise_one_line_errors(text: str, message: str) -> None:

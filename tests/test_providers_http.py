@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import ClassVar
 
 import httpx
@@ -27,6 +26,7 @@ from test_providers_kit import (
 
 from autoresearch import errors
 from autoresearch.providers import create_chat_model
+from tests.conftest import loopback_server
 
 build = kit.build
 delays = kit.delays
@@ -350,14 +350,8 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def loopback() -> Iterator[str]:
     _Handler.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback_server(_Handler) as url:
+        yield url
 
 
 async def test_over_real_http_a_429_then_an_answer(loopback: str) -> None:

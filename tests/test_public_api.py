@@ -25,7 +25,7 @@ import autoresearch
 from autoresearch._lazy import read_table
 from autoresearch._model import CamelModel
 from autoresearch.config import ResearchConfig
-from autoresearch.options import ResearchOptions
+from autoresearch.options import ConfigOptions, ResearchOptions
 from tests.conftest import ROOT
 
 PUBLIC = [
@@ -76,6 +76,7 @@ PUBLIC = [
     "ResearchState",
     "ResearchWorker",
     "RunRecord",
+    "ScriptedChatModel",
     "ScriptedProposer",
     "ScriptedStep",
     "ServerError",
@@ -146,7 +147,10 @@ def test_the_table_holds_only_plain_imports() -> None:
 
 def test_the_keyword_options_are_every_setting_in_both_spellings() -> None:
     fields = ResearchConfig.model_fields
-    assert set(ResearchOptions.__annotations__) == {*fields, *(to_camel(f) for f in fields)}
+    every = {*fields, *(to_camel(f) for f in fields)}
+    assert set(ConfigOptions.__annotations__) == every
+    # The worker factories take ``proposer`` as their own parameter (an object or a name).
+    assert set(ResearchOptions.__annotations__) == every - {"proposer"}
 
 
 def _models() -> list[type[CamelModel]]:

@@ -82,6 +82,14 @@ class Sandbox(enum.StrEnum):
     BWRAP = "bwrap"
 
 
+class ProposerChoice(enum.StrEnum):
+    """Who invents the changes."""
+
+    LOCAL = "local"
+    LLM = "llm"
+    AGENT = "agent"
+
+
 class MemoryUnit(enum.StrEnum):
     """The unit of the number the memory pattern captures."""
 
@@ -146,8 +154,25 @@ def init(
     program: Annotated[
         str | None, typer.Option(help="The research program file. [default: program.md if present]")
     ] = None,
+    proposer: Annotated[
+        ProposerChoice | None,
+        typer.Option(
+            help="local (offline tuner), llm (a model provider) or agent (a coding-agent CLI). "
+            "[default: agent with --agent-command, llm with --provider, else local]"
+        ),
+    ] = None,
+    agent_command: Annotated[
+        str | None,
+        typer.Option(
+            help="Shell command that runs your coding agent in the checkout; the prompt is in "
+            "the file $AUTORESEARCH_PROMPT_FILE."
+        ),
+    ] = None,
+    agent_timeout: Annotated[
+        float, typer.Option(help="Time limit per agent run, in seconds.")
+    ] = 1800.0,
     provider: Annotated[
-        str | None, typer.Option(help="Who proposes changes. [default: local, offline]")
+        str | None, typer.Option(help="The model provider of the llm proposer.")
     ] = None,
     model: Annotated[str | None, typer.Option(help="Model name for the provider.")] = None,
     memory_pattern: Annotated[
@@ -224,6 +249,7 @@ def init(
     from autoresearch.facade import NeuroLink
 
     timeout_ms = _timeout_ms(timeout)
+    agent_timeout_ms = _timeout_ms(agent_timeout, "--agent-timeout")
     kill_grace_ms = _kill_grace_ms(kill_grace)
     root = _find_repo(repo)
     here = repo.expanduser().resolve() if repo is not None else Path.cwd().resolve()
@@ -240,6 +266,7 @@ def init(
             **({} if metric_pattern is None else {"pattern": metric_pattern}),
         },
         "timeout_ms": timeout_ms,
+        "agent_timeout_ms": agent_timeout_ms,
         "kill_grace_ms": kill_grace_ms,
         "min_improvement": min_improvement,
         "seed": seed,
@@ -264,6 +291,8 @@ def init(
     optional = {
         "tag": tag,
         "program_path": program,
+        "proposer": proposer.value if proposer is not None else None,
+        "agent_command": agent_command,
         "provider": provider,
         "model": model,
         "validate_command": validate_command,
@@ -291,12 +320,19 @@ def init(
     _out().print(
         f"Initialised {config.repo_path} on branch {config.branch}: {config.metric.name} "
         f"({config.metric.direction} is better), timeout {config.timeout_ms / 1000:g} s, "
-        f"proposer {config.provider or 'local'}.\n"
+        f"proposer {_proposer_name(config)}.\n"
         f"Next: autoresearch run-once{where}   (or: autoresearch run{where})",
         markup=False,
     )
     for note in notes:
         _out().print(f"note: {note}", markup=False)
+
+
+def _proposer_name(config: ResearchConfig) -> str:
+    kind = config.proposer_kind
+    if kind == "llm":
+        return str(config.provider)
+    return kind
 
 
 def _view(worker: ResearchWorker, quiet: bool) -> PlainView:

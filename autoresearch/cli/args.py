@@ -71,10 +71,10 @@ def _split(values: list[str] | None) -> list[str]:
     return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
 
 
-def _timeout_ms(seconds: float) -> int:
-    """``--timeout`` in milliseconds; a positive value under 1 ms counts as 1 ms."""
+def _timeout_ms(seconds: float, option: str = "--timeout") -> int:
+    """``option`` in milliseconds; a positive value under 1 ms counts as 1 ms."""
     if not math.isfinite(seconds) or seconds <= 0:
-        _usage_error(f"--timeout must be a positive number of seconds, got {seconds:g}")
+        _usage_error(f"{option} must be a positive number of seconds, got {seconds:g}")
     return max(1, round(seconds * 1000))
 
 

@@ -9,6 +9,7 @@ apply or validate, ``repair`` gets the problem explained and may try again. ``pr
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import Field
@@ -36,6 +37,9 @@ class ResearchContext(CamelModel):
     """Read-only files, each capped in size."""
     layout: list[str] = Field(default_factory=list)
     """Tracked file paths of the repository (capped)."""
+    workdir: Path | None = None
+    """Where this cycle's files are: the repository, or with parallel slots the slot's own
+    checkout. A proposer that works on files in place (the agent proposer) works there."""
 
 
 class Analysis(CamelModel):
@@ -73,6 +77,10 @@ class Plan(CamelModel):
     rationale: str = ""
     metadata: dict[str, Any] = Field(default_factory=dict)
     usage: Usage | None = None
+    notes: list[str] = Field(default_factory=list)
+    """What the user should know about how the plan came about (the agent proposer says what
+    it restored): each is announced as an ``autoresearch:notice`` and added, in parentheses,
+    to the cycle's description (not to the commit subject)."""
 
 
 @runtime_checkable

@@ -3,7 +3,10 @@
 Each cycle costs one or two model calls when nothing needs repair. ``plan`` sends the system text
 and the context message (see :mod:`autoresearch.proposers.prompts`) and reads
 ``{"description", "rationale"}``; if that reply also carries usable ``edits``, ``implement``
-returns them without calling the model again. Otherwise ``implement`` shows the model its plan and
+returns them without calling the model again. Every request carries the reply's JSON schema
+(:data:`~autoresearch.proposers.replies.PLAN_REPLY` or
+:data:`~autoresearch.proposers.replies.EDITS_REPLY`) for providers that constrain their output
+to it, unless ``structured=False``. Otherwise ``implement`` shows the model its plan and
 asks for ``{"edits": [...]}``. When the engine refuses the edits or they do not validate,
 ``repair`` shows the model its edits and the problem and asks for a corrected set. Replies are
 read leniently (:mod:`autoresearch.proposers.replies`); one that cannot be read raises
@@ -29,8 +32,16 @@ from autoresearch.proposers.prompts import (
     implement_task,
     repair_task,
 )
-from autoresearch.proposers.replies import ReplyError, find_object, read_edits, read_plan
-from autoresearch.providers.base import ChatMessage, ChatModel, ChatRequest
+from autoresearch.proposers.replies import (
+    EDITS_REPLY,
+    PLAN_REPLY,
+    ReplyError,
+    find_object,
+    read_edits,
+    read_plan,
+    with_paths,
+)
+from autoresearch.providers.base import ChatMessage, ChatModel, ChatRequest, ReplySchema
 from autoresearch.results import RunRecord, Usage
 
 __all__ = ["LLMProposer"]
@@ -53,7 +64,8 @@ class LLMProposer:
     """Proposes changes with a chat model (any :class:`~autoresearch.providers.base.ChatModel`).
 
     ``max_tokens`` and ``temperature`` go into every request; ``history_rows`` is how many of the
-    latest results the model sees (fewer if the context budget requires it). The plan's
+    latest results the model sees (fewer if the context budget requires it); ``structured``
+    sends the reply schema with every request (see the module docstring). The plan's
     ``metadata`` (``proposal`` in runs.jsonl) names the provider and model and counts the calls
     the cycle made; the prompts themselves are never stored.
     """
@@ -67,6 +79,7 @@ class LLMProposer:
         max_tokens: int = 4096,
         temperature: float | None = None,
         history_rows: int = 20,
+        structured: bool = True,
     ) -> None:
         if max_tokens < 1:
             raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
@@ -78,6 +91,7 @@ class LLMProposer:
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.history_rows = history_rows
+        self.structured = structured
         self._turn: _Turn | None = None
 
     async def prime(self, history: Sequence[RunRecord]) -> None:
@@ -91,7 +105,7 @@ class LLMProposer:
     async def plan(self, context: ResearchContext, analysis: Analysis, hint: str | None) -> Plan:
         """Ask the model for one idea; keep the edits if the reply already holds them."""
         prompt = self._prompt(context, analysis, hint)
-        text, usage = await self._call(prompt)
+        text, usage = await self._call(prompt, self._schema(PLAN_REPLY, context))
         try:
             data = find_object(text)
             description, rationale = read_plan(data)
@@ -107,7 +121,7 @@ class LLMProposer:
             metadata["contextCuts"] = prompt.cuts
         plan = Plan(description=description, rationale=rationale, metadata=metadata, usage=usage)
         turn = _Turn(plan=plan, analysis=analysis, hint=hint)
-        if "edits" in data:
+        if data.get("edits") is not None:
             try:
                 edits = read_edits(data)
             except ReplyError as exc:
@@ -127,7 +141,8 @@ class LLMProposer:
             ChatMessage(role="assistant", content=echo(plan)),
             ChatMessage(role="user", content=implement_task(turn.edits_problem)),
         ]
-        text, usage = await self._call(self._prompt(context, turn.analysis, turn.hint, follow_ups))
+        prompt = self._prompt(context, turn.analysis, turn.hint, follow_ups)
+        text, usage = await self._call(prompt, self._schema(EDITS_REPLY, context))
         self._count(plan)
         edits = _edits(text, usage)
         if not edits:
@@ -143,7 +158,8 @@ class LLMProposer:
             ChatMessage(role="assistant", content=echo(plan, changes.edits)),
             ChatMessage(role="user", content=repair_task(problem)),
         ]
-        text, usage = await self._call(self._prompt(context, turn.analysis, turn.hint, follow_ups))
+        prompt = self._prompt(context, turn.analysis, turn.hint, follow_ups)
+        text, usage = await self._call(prompt, self._schema(EDITS_REPLY, context))
         self._count(plan)
         edits = _edits(text, usage)
         return ChangeSet(edits=edits, usage=usage)  # no edits: the model gives up
@@ -164,6 +180,14 @@ class LLMProposer:
             history_rows=self.history_rows,
         )
 
+    @staticmethod
+    def _schema(schema: ReplySchema, context: ResearchContext) -> ReplySchema:
+        """``schema``, its edit paths limited to the mutable files when those are all files."""
+        files = context.mutable_files
+        if files and all(path in files for path in context.config.mutable_paths):
+            return with_paths(schema, sorted(files))
+        return schema
+
     def _turn_for(self, plan: Plan) -> _Turn:
         """The current cycle's turn, or a fresh one for a plan this proposer did not make."""
         turn = self._turn
@@ -179,12 +203,13 @@ class LLMProposer:
         if isinstance(plan.metadata.get("calls"), int):
             plan.metadata["calls"] += 1
 
-    async def _call(self, prompt: Prompt) -> tuple[str, Usage]:
+    async def _call(self, prompt: Prompt, schema: ReplySchema) -> tuple[str, Usage]:
         request = ChatRequest(
             system=prompt.system,
             messages=prompt.messages,
             max_tokens=self.max_tokens,
             temperature=self.temperature,
+            reply_schema=schema if self.structured else None,
         )
         response = await self.model.complete(request)
         usage = response.usage

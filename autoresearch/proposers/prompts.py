@@ -35,10 +35,13 @@ __all__ = [
     "Prompt",
     "build_prompt",
     "echo",
+    "failure_label",
     "fenced",
     "implement_task",
     "number_lines",
     "repair_task",
+    "result_row",
+    "results_summary",
     "system_rules",
 ]
 
@@ -234,7 +237,8 @@ def _fmt(value: float) -> str:
     return f"{value:.6g}"
 
 
-def _row(record: RunRecord, best: float | None) -> str:
+def result_row(record: RunRecord, best: float | None) -> str:
+    """One result as the model sees it: ``#cycle | status | metric | delta | what``."""
     metric = _fmt(record.metric) if record.metric is not None else "-"
     delta = "-"
     if record.metric is not None and best is not None:
@@ -246,7 +250,8 @@ def _row(record: RunRecord, best: float | None) -> str:
     return f"#{record.cycle} | {record.status} | {metric} | {delta} | {what}"
 
 
-def _summary(context: ResearchContext, analysis: Analysis) -> str:
+def results_summary(context: ResearchContext, analysis: Analysis) -> str:
+    """The metric, its direction, the best and baseline values and the cycle count, one line."""
     metric = context.config.metric
     parts = [f"Metric: {metric.name}, {metric.direction} is better."]
     if analysis.best_metric is not None:
@@ -260,7 +265,8 @@ def _summary(context: ResearchContext, analysis: Analysis) -> str:
     return " ".join(parts)
 
 
-def _log_label(analysis: Analysis) -> str:
+def failure_label(analysis: Analysis) -> str:
+    """The heading over the last failed run's log tail (which cycle, which status)."""
     failed = next((r for r in reversed(analysis.recent) if r.status in ("crash", "timeout")), None)
     if failed is None:
         return "# The last failed run: end of its output"
@@ -294,12 +300,12 @@ def _parts(
         layout=list(context.layout),
         immutable=immutable,
         mutable=dict(context.mutable_files),
-        summary=_summary(context, analysis),
-        history=[_row(r, best) for r in recent],
+        summary=results_summary(context, analysis),
+        history=[result_row(r, best) for r in recent],
         total_cycles=max(analysis.total_cycles, len(analysis.recent)),
-        near=[_row(r, best) for r in analysis.near_misses],
+        near=[result_row(r, best) for r in analysis.near_misses],
         running=[plan.description for plan in analysis.in_flight],
-        log_label=_log_label(analysis),
+        log_label=failure_label(analysis),
         log_tail=analysis.last_failure_log_tail or None,
         hint=hint.strip() if hint and hint.strip() else None,
         task=task,

@@ -4,7 +4,9 @@ One :class:`JsonClient` per chat model wraps the facade's shared ``httpx.AsyncCl
 one JSON request, retries connection failures, timeouts, 408, 409, 429 and 5xx with exponential
 backoff and jitter (a ``retry-after`` or ``retry-after-ms`` header wins, up to 60 s), and turns
 whatever is left into the typed :class:`~autoresearch.errors.ProviderError` subclasses. This is
-the one place where httpx exceptions become autoresearch exceptions.
+the one place where httpx exceptions become autoresearch exceptions. Every retry is logged (a
+warning on the ``autoresearch`` logger) with its reason and its delay, so a night slowed down by
+429s leaves a trace.
 
 Secrets: every message and body an error carries passes through :func:`redact`, which removes
 the model's API key (wherever the server echoed it), ``key=``-style query parameters and bearer
@@ -14,6 +16,7 @@ tokens. Request headers are never logged or copied into errors.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 import re
@@ -57,6 +60,8 @@ BACKOFF_CAP = 8.0
 """The longest backoff delay in seconds."""
 REDACTED = "[REDACTED]"
 """What a secret becomes in error text."""
+
+logger = logging.getLogger("autoresearch")
 
 sleep: Callable[[float], Awaitable[None]] = anyio.sleep
 """How a retry waits. Looked up at each retry, so tests can swap it for a recorder."""
@@ -179,6 +184,11 @@ def _detail_of(text: str) -> str:
     return line
 
 
+def _exc_reason(exc: Exception) -> str:
+    """An exception's message on one line, or its class name when it has none."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def _status_line(response: httpx.Response) -> str:
     reason = response.reason_phrase or httpx.codes.get_reason_phrase(response.status_code)
     return f"{response.status_code} {reason}".strip()
@@ -230,6 +240,7 @@ class JsonClient:
                 if attempt > self.max_retries:
                     raise self._connection_error(url, exc, attempt) from exc
                 delay = backoff_delay(attempt - 1)
+                reason = f"cannot reach {url}: {_exc_reason(exc)}"
             except httpx.TransportError as exc:  # a proxy or protocol mistake: retrying won't help
                 raise self._connection_error(url, exc, attempt) from exc
             else:
@@ -239,6 +250,18 @@ class JsonClient:
                     raise self._status_error(response, attempt)
                 waited = retry_after(response.headers)
                 delay = backoff_delay(attempt - 1) if waited is None else waited
+                detail = self._detail(response)
+                reason = _status_line(response) + (f": {detail}" if detail else "")
+                if waited is not None:
+                    reason += " (the server asked to wait)"
+            logger.warning(
+                "%s: %s; retry %d of %d in %.1f s",
+                self.provider,
+                self.redact(reason),
+                attempt,
+                self.max_retries,
+                delay,
+            )
             await sleep(delay)
             attempt += 1
 
@@ -266,8 +289,7 @@ class JsonClient:
         return message
 
     def _connection_error(self, url: str, exc: httpx.HTTPError, attempts: int) -> ProviderError:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        message = f"{self.provider}: cannot reach {url}: {reason}"
+        message = f"{self.provider}: cannot reach {url}: {_exc_reason(exc)}"
         return self._fail(
             ProviderConnectionError, self._with_context(message, attempts, self.hints.connect)
         )

@@ -2,14 +2,18 @@
 
 A wire format says four things: where a request goes (:meth:`WireModel.endpoint`), which
 headers carry the credentials (:meth:`WireModel.headers`), how a :class:`ChatRequest` looks on
-the wire (:meth:`WireModel.payload`) and how to read the answer (:meth:`WireModel.read`). The
-sending, retrying and error mapping are the same for all of them and live in
-:mod:`autoresearch.providers._http`.
+the wire (:meth:`WireModel.payload`, its reply schema included) and how to read the answer
+(:meth:`WireModel.read`). The sending, retrying and error mapping are the same for all of them
+and live in :mod:`autoresearch.providers._http`. :meth:`WireModel.complete` holds the one rule
+about reply schemas: a request whose schema the server refuses (400, 422 or 500) is sent again
+without it, and if that goes through, the model sends no schema for the rest of its life
+(``schema_refused``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,12 +21,18 @@ from typing import Any
 
 import httpx
 
-from autoresearch.errors import ConfigError, ProviderError
+from autoresearch.errors import BadRequestError, ConfigError, ProviderError, ServerError
 from autoresearch.providers._http import BODY_LIMIT, Hints, JsonClient
 from autoresearch.providers.base import ChatRequest, ChatResponse
 from autoresearch.results import Usage
 
 __all__ = ["Settings", "WireModel", "chat_messages", "count", "usage"]
+
+logger = logging.getLogger("autoresearch")
+
+_SCHEMA_REFUSALS = frozenset({400, 422, 500})
+"""The statuses with which a server says it does not take a request's reply schema (some,
+llama-cpp-python's among them, answer an option they do not know with a 500)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,8 @@ class WireModel(ABC):
         self.model = settings.model
         self.base_url = settings.base_url
         self._settings = settings
+        self.schema_refused = False
+        """The server refused a reply schema once; requests go without one from then on."""
         self._http = JsonClient(
             settings.provider,
             settings.client,
@@ -113,9 +125,28 @@ class WireModel(ABC):
         )
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        """Send ``request`` (with retries) and return the answer; raise ProviderError on failure."""
+        """Send ``request`` (with retries) and return the answer; raise ProviderError on failure.
+
+        A reply schema the server refuses is dropped: the request is sent again without it
+        and later requests leave it out (the proposer then reads replies leniently).
+        """
         url = self.endpoint()
-        data = await self._http.post(url, self.payload(request), await self.headers())
+        if request.reply_schema is not None and self.schema_refused:
+            request = request.model_copy(update={"reply_schema": None})
+        try:
+            data = await self._http.post(url, self.payload(request), await self.headers())
+        except (BadRequestError, ServerError) as exc:
+            if request.reply_schema is None or exc.status not in _SCHEMA_REFUSALS:
+                raise
+            plain = request.model_copy(update={"reply_schema": None})
+            data = await self._http.post(url, self.payload(plain), await self.headers())
+            self.schema_refused = True  # the same request without the schema went through
+            logger.warning(
+                "%s: the server refused the reply schema (%s); sending requests without it "
+                "from now on and reading the replies leniently",
+                self.provider,
+                exc,
+            )
         try:
             return self.read(data)
         except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:

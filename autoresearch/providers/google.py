@@ -14,7 +14,8 @@ and credentials:
   as such tokens live an hour).
 
 ``promptTokenCount`` already includes cached tokens; thinking tokens are billed as output, so
-``thoughtsTokenCount`` is added to the output count.
+``thoughtsTokenCount`` is added to the output count. A reply schema goes in
+``generationConfig`` as ``responseMimeType: application/json`` and ``responseSchema``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import anyio
 
 from autoresearch.errors import ConfigError
 from autoresearch.providers._http import Hints
+from autoresearch.providers._schema import gemini_form
 from autoresearch.providers._wire import Settings, WireModel, count, usage
 from autoresearch.providers.base import ChatModel, ChatRequest, ChatResponse
 
@@ -58,10 +60,13 @@ class GeminiModel(WireModel):
         return {"x-goog-api-key": self._settings.api_key or ""}
 
     def payload(self, request: ChatRequest) -> dict[str, Any]:
-        """``contents`` (assistant turns as ``model``), ``systemInstruction``, limits."""
+        """``contents`` (assistant turns as ``model``), ``systemInstruction``, limits, schema."""
         config: dict[str, Any] = {"maxOutputTokens": request.max_tokens}
         if request.temperature is not None:
             config["temperature"] = request.temperature
+        if request.reply_schema is not None:
+            config["responseMimeType"] = "application/json"
+            config["responseSchema"] = gemini_form(request.reply_schema.json_schema)
         body: dict[str, Any] = {
             "contents": [
                 {

@@ -4,7 +4,8 @@ The host is what ``OLLAMA_HOST`` means to Ollama itself: ``http://127.0.0.1:1143
 a bare ``host`` or ``host:port`` gets ``http://`` (and port 11434 when none is given). Answers
 are requested whole (``stream: false``); the length limit and temperature go in ``options``
 (``num_predict``, ``temperature``). No key is needed; one given (for a server behind an
-authenticating proxy) is sent as a bearer token.
+authenticating proxy) is sent as a bearer token. A reply schema goes in ``format``, which
+Ollama turns into a grammar.
 """
 
 from __future__ import annotations
@@ -55,16 +56,19 @@ class OllamaModel(WireModel):
         return {"Authorization": f"Bearer {key}"} if key else {}
 
     def payload(self, request: ChatRequest) -> dict[str, Any]:
-        """System message first, the conversation, ``stream: false`` and the ``options``."""
+        """System message first, the conversation, ``stream: false``, ``options``, ``format``."""
         options: dict[str, Any] = {"num_predict": request.max_tokens}
         if request.temperature is not None:
             options["temperature"] = request.temperature
-        return {
+        body: dict[str, Any] = {
             "model": self.model,
             "messages": chat_messages(request),
             "stream": False,
             "options": options,
         }
+        if request.reply_schema is not None:
+            body["format"] = request.reply_schema.json_schema
+        return body
 
     def read(self, data: dict[str, Any]) -> ChatResponse:
         """``message.content``, ``done_reason`` and the two eval counts."""

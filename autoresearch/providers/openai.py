@@ -8,6 +8,10 @@ one, goes in ``Authorization: Bearer``; the system text is the first message.
 OpenAI itself gets ``max_completion_tokens`` (its reasoning models refuse ``max_tokens``); the
 other servers get the older ``max_tokens``, which all of them understand. ``prompt_tokens``
 already includes cached tokens; ``prompt_tokens_details.cached_tokens`` says how many.
+
+A reply schema goes in ``response_format``: ``{"type": "json_schema", "json_schema": {...,
+"strict": true}}`` in OpenAI's strict form, except for ``llamacpp``, whose server takes
+``{"type": "json_object", "schema": ...}`` and turns the schema into a grammar.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from __future__ import annotations
 from typing import Any
 
 from autoresearch.providers._http import Hints
+from autoresearch.providers._schema import strict_form
 from autoresearch.providers._wire import Settings, WireModel, chat_messages, count, usage
-from autoresearch.providers.base import ChatModel, ChatRequest, ChatResponse
+from autoresearch.providers.base import ChatModel, ChatRequest, ChatResponse, ReplySchema
 
 __all__ = ["OpenAIModel", "create"]
 
@@ -66,7 +71,22 @@ class OpenAIModel(WireModel):
         }
         if request.temperature is not None:
             body["temperature"] = request.temperature
+        if request.reply_schema is not None:
+            body["response_format"] = self.response_format(request.reply_schema)
         return body
+
+    def response_format(self, schema: ReplySchema) -> dict[str, Any]:
+        """The ``response_format`` that constrains the reply to ``schema``."""
+        if self.provider == "llamacpp":
+            return {"type": "json_object", "schema": schema.json_schema}
+        spec: dict[str, Any] = {
+            "name": schema.name,
+            "schema": strict_form(schema.json_schema),
+            "strict": True,
+        }
+        if schema.description:
+            spec["description"] = schema.description
+        return {"type": "json_schema", "json_schema": spec}
 
     def read(self, data: dict[str, Any]) -> ChatResponse:
         """The first choice's text, its finish reason, and usage with cached tokens."""

@@ -435,7 +435,7 @@ class _TaskRun:
             finished_at=now_iso(),
             duration_ms=record.duration_ms,
             usage=usage,
-            cost_usd=(self.price.cost(usage) if self.price is not None else 0.0)
+            cost_usd=(usage.cost_usd or (self.price.cost(usage) if self.price is not None else 0.0))
             + self._gpu_cost(record),
             worker=self.runner.owner,
         )
