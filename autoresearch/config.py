@@ -22,6 +22,7 @@ from pydantic.alias_generators import to_camel, to_snake
 from autoresearch._model import CamelModel
 from autoresearch.errors import ConfigError
 from autoresearch.metrics import NUMBER_GROUP
+from autoresearch.params.model import ParamSpec
 
 __all__ = [
     "RESERVED_DIRS",
@@ -29,12 +30,17 @@ __all__ = [
     "MemorySpec",
     "MetricSpec",
     "ResearchConfig",
+    "SamplerName",
     "default_tag",
     "load_config",
 ]
 
 Direction = Literal["lower", "higher"]
 """Which way the metric improves."""
+
+SamplerName = Literal["local", "random", "tpe", "cmaes"]
+"""How the offline proposer picks the next configuration: ``local`` (ours, the default),
+``random``, or Optuna's ``tpe`` and ``cmaes`` (the ``optuna`` extra)."""
 
 RESERVED_DIRS = (".git", ".autoresearch")
 """Top-level directories that are never mutable, whatever the configuration says."""
@@ -182,6 +188,10 @@ class ResearchConfig(CamelModel):
     provider_options: dict[str, str] = Field(default_factory=dict)
     """Provider-specific settings: Azure ``api_version``, Vertex ``project``/``location``…"""
     seed: int = 0
+    sampler: SamplerName = "local"
+    """Which sampler the offline proposer uses (see :data:`SamplerName`)."""
+    params: list[ParamSpec] = Field(default_factory=list)
+    """Your edits of the offline proposer's search space: ranges, scales, choices, exclusions."""
     max_repairs: int = Field(default=1, ge=0, le=10)
     context_budget: int = Field(default=60_000, ge=2_000)
     """How many characters of context the agent is shown per call, at most."""
@@ -255,6 +265,15 @@ class ResearchConfig(CamelModel):
         if problem is not None:
             raise ValueError(f"{value!r} cannot name a git branch: {problem}")
         return value
+
+    @field_validator("params")
+    @classmethod
+    def _one_spec_per_name(cls, value: list[ParamSpec]) -> list[ParamSpec]:
+        merged: dict[str, ParamSpec] = {}
+        for spec in value:  # a later edit of the same name replaces the earlier one
+            merged.pop(spec.name, None)
+            merged[spec.name] = spec
+        return list(merged.values())
 
     @field_validator("gpus")
     @classmethod

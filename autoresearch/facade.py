@@ -231,7 +231,9 @@ class NeuroLink:
         if provider == LOCAL_PROVIDER:
             from autoresearch.proposers.local import LocalProposer
 
-            return LocalProposer(seed=config.seed)
+            return LocalProposer(
+                seed=config.seed, sampler=config.sampler, direction=config.metric.direction
+            )
         from autoresearch.proposers.llm import LLMProposer
 
         return LLMProposer(self.chat_model(config))
