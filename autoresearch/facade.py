@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import httpx
 
     from autoresearch.history import CycleDetail
+    from autoresearch.params import SearchSpace
     from autoresearch.tasks import Task, TaskInfo, TaskManager
 
 __all__ = ["LOCAL_PROVIDER", "NeuroLink", "ResetResult"]
@@ -123,6 +124,10 @@ class NeuroLink:
         ``force`` is true; with ``force`` the configuration is replaced and the results kept.
         """
         worker = self.create_research_worker(config, proposer=proposer, **options)
+        if worker.config.params:
+            from autoresearch.params.load import search_space_of
+
+            await search_space_of(worker.config, strict=True)  # a bad --param: nothing written
         workspace = worker.workspace
         if not force and await anyio.to_thread.run_sync(workspace.config_path.exists):
             raise ConfigError(
@@ -192,6 +197,29 @@ class NeuroLink:
         return ResetResult(
             folder=folder, refs=f"{prefix}archive/{stamp}/" if renames else None, tag=config.tag
         )
+
+    async def search_space(
+        self, config: ResearchConfig | Mapping[str, Any] | None = None, /, **options: Any
+    ) -> SearchSpace:
+        """The offline proposer's search space for a repository (``autoresearch params``).
+
+        Give the options as for :meth:`create_research_worker`, or only ``repo_path`` of a
+        repository set up earlier (its config.json is used; other options replace its
+        settings). Reads only. Parameters the ledger showed to have no effect are listed as
+        left out, with the cycle that showed it. :class:`ConfigError` names a ``params`` edit
+        that matches no parameter.
+        """
+        from autoresearch.params.load import search_space_of
+
+        if config is None and set(options) <= {"repo_path", "repoPath"}:
+            root = options.get("repo_path", options.get("repoPath"))
+            if root is None:
+                raise ConfigError("repo_path: is required", field="repo_path")
+            path = await anyio.to_thread.run_sync(lambda: Path(root).expanduser().resolve())
+            resolved = await Workspace(path).read_config()
+        else:
+            resolved = load_config(config, **options)
+        return await search_space_of(resolved)
 
     async def cycle_detail(self, repo_path: str | Path, cycle: int) -> CycleDetail:
         """One finished cycle in full: record, diff and log tail (reads only; no lock)."""

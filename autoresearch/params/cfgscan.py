@@ -39,7 +39,7 @@ def scan_config(path: str, text: str) -> list[Found]:
 
 
 def _leaf(
-    name: str, key: str, line: int, style: Style, value: Any, span: tuple[int, int], text: str
+    name: str, key: str, line: int, style: Style, value: Any, *, span: tuple[int, int], text: str
 ) -> Found | None:
     if isinstance(value, bool | int | float | str) and not (
         isinstance(value, str) and (len(value) > 40 or "\n" in value)
@@ -85,7 +85,13 @@ def _scan_yaml(text: str) -> Iterator[Found]:
             return
         raw = match.group(0).rstrip()
         found = _leaf(
-            name, key.rstrip("."), line + 1, "yaml", value, (start, start + len(raw)), text
+            name,
+            key.rstrip("."),
+            line + 1,
+            "yaml",
+            value,
+            span=(start, start + len(raw)),
+            text=text,
         )
         if found is not None:
             yield found
@@ -142,7 +148,13 @@ class _JsonScanner:
             start = self.pos
             value, self.pos = json.JSONDecoder().raw_decode(self.text, start)
             found = _leaf(
-                name, key, self.offsets.line_of(start), "json", value, (start, self.pos), self.text
+                name,
+                key,
+                self.offsets.line_of(start),
+                "json",
+                value,
+                span=(start, self.pos),
+                text=self.text,
             )
             if found is not None:
                 yield found
@@ -178,7 +190,7 @@ def _scan_toml(text: str) -> Iterator[Found]:
             0,
         )
         unwrapped = value.unwrap() if hasattr(value, "unwrap") else value
-        found = _leaf(name, key, line, "toml", unwrapped, (0, 0), "")
+        found = _leaf(name, key, line, "toml", unwrapped, span=(0, 0), text="")
         if found is not None:
             found.text = raw
             yield found

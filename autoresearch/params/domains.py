@@ -55,8 +55,10 @@ _MEASURE = {
 
 
 def words(name: str) -> list[str]:
-    """The words of a name: ``learningRate``, ``LEARNING_RATE`` and ``lr`` all give learning,
-    rate; digits split off (``beta2`` gives beta, 2).
+    """The words of a name, with the usual abbreviations spelled out.
+
+    ``learningRate``, ``LEARNING_RATE`` and ``lr`` all give learning, rate; digits split off
+    (``beta2`` gives beta, 2).
     """
     spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
     found = _WORD.findall(spaced)
@@ -91,7 +93,7 @@ class Domain:
 
 def infer_domain(name: str, value: Value, integer_hint: bool = False) -> Domain:
     """The default domain of a value named ``name`` (``integer_hint``: argparse ``type=int``)."""
-    if isinstance(value, bool) or isinstance(value, str):
+    if isinstance(value, bool | str):
         what = "a boolean" if isinstance(value, bool) else "a string"
         return Domain(
             "choice",

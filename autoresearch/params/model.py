@@ -103,7 +103,7 @@ class Param(CamelModel):
         else:
             number = t
         if self.kind == "int":
-            return int(round(number))
+            return round(float(number))
         return _round_float(number)
 
     def unit(self) -> float:

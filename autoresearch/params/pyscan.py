@@ -86,6 +86,7 @@ class _Scanner:
         node: ast.expr,
         style: Style,
         excluded: str | None,
+        *,
         dict_name: str | None = None,
         top: str | None = None,
     ) -> None:
@@ -142,6 +143,7 @@ class _Scanner:
         node: ast.expr,
         style: Style,
         excluded: str | None,
+        *,
         integer: bool = False,
         choices: list[Value] | None = None,
     ) -> None:
@@ -173,9 +175,12 @@ def _single_target(node: ast.AST) -> tuple[str | None, ast.expr | None]:
         target = node.targets[0]
         if isinstance(target, ast.Name):
             return target.id, node.value
-    if isinstance(node, ast.AnnAssign) and node.value is not None:
-        if isinstance(node.target, ast.Name):
-            return node.target.id, node.value
+    if (
+        isinstance(node, ast.AnnAssign)
+        and node.value is not None
+        and isinstance(node.target, ast.Name)
+    ):
+        return node.target.id, node.value
     return None, None
 
 

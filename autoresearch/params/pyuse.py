@@ -133,20 +133,21 @@ class Usage:
             and isinstance(node.func.value, ast.Name)
         ):
             self.mutated.setdefault(node.func.value.id, node.lineno)
-        elif isinstance(node, ast.Compare):
-            if any(isinstance(op, ast.Eq | ast.NotEq | ast.Is | ast.IsNot) for op in node.ops):
-                for side in (node.left, *node.comparators):
-                    if isinstance(side, ast.Name):
-                        self.compared.setdefault(side.id, node.lineno)
+        elif isinstance(node, ast.Compare) and any(
+            isinstance(op, ast.Eq | ast.NotEq | ast.Is | ast.IsNot) for op in node.ops
+        ):
+            for side in (node.left, *node.comparators):
+                if isinstance(side, ast.Name):
+                    self.compared.setdefault(side.id, node.lineno)
 
     def _mark_logged(self, tree: ast.Module) -> None:
         inside: dict[int, str] = {}
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and _is_logging(node):
                 for inner in ast.walk(node):
-                    if isinstance(inner, ast.Name) and isinstance(inner.ctx, ast.Load):
-                        if inner is not node.func:
-                            inside[id(inner)] = inner.id
+                    loaded = isinstance(inner, ast.Name) and isinstance(inner.ctx, ast.Load)
+                    if loaded and inner is not node.func:
+                        inside[id(inner)] = inner.id  # type: ignore[attr-defined]
         for name in inside.values():
             self.logged[name] = self.logged.get(name, 0) + 1
 

@@ -44,7 +44,9 @@ def discover_space(
         if path.endswith(".py"):
             found, exec_line = scan_python(text)
             if exec_line is not None:
-                _exclude_exec_overrides(path, found, exec_line, configs, others, notes)
+                _exclude_exec_overrides(
+                    path, found, exec_line=exec_line, configs=configs, files=others, notes=notes
+                )
         elif path.lower().endswith(CONFIG_SUFFIXES):
             found = scan_config(path, text)
         else:
@@ -153,8 +155,9 @@ def _normal(name: str) -> str:
 
 
 def _command_overrides(command: str) -> tuple[dict[str, str], list[str]]:
-    """The ``--flags`` of the run command (normalised name -> as written) and the config files
-    it passes as arguments after the script.
+    """The ``--flags`` of the run command and the config files it passes after the script.
+
+    Flags map their normalised name to the flag as written.
     """
     try:
         tokens = shlex.split(command)
@@ -179,13 +182,16 @@ def _command_overrides(command: str) -> tuple[dict[str, str], list[str]]:
 def _exclude_exec_overrides(
     path: str,
     found: list[Found],
+    *,
     exec_line: int,
     configs: list[str],
     files: Mapping[str, str],
     notes: list[str],
 ) -> None:
-    """A script that ``exec``s a configurator lets config files passed on the command line
-    replace its module globals: those globals never reach the run.
+    """Leave out module globals that a config file named in the run command replaces.
+
+    A script that ``exec``s a configurator (nanoGPT's style) applies the config files passed on
+    the command line over its globals, so those defaults never reach the run.
     """
     for config in configs:
         text = files.get(config.removeprefix("./"))

@@ -140,7 +140,9 @@ class LocalProposer:
     async def plan(self, context: ResearchContext, analysis: Analysis, hint: str | None) -> Plan:
         """Ask the sampler for a configuration not tried before and not running elsewhere."""
         space = self.space(context)
-        tuned = [p for p in space.tuned if p.key not in self._no_effect]
+        pinned = {s.name for s in context.config.params if s.include or s.low is not None}
+        pinned |= {s.name for s in context.config.params if s.choices}
+        tuned = [p for p in space.tuned if p.key not in self._no_effect or p.key in pinned]
         if not tuned:
             raise ProposerError(_nothing_to_tune(context, space, self._no_effect))
         keys = [p.key for p in tuned]

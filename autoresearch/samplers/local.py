@@ -146,7 +146,9 @@ class LocalSampler:
         weights = [self._weight(k, request.hint_weights.get(k, 1.0)) for k in keys]
         current = dict(request.incumbent)
         for attempt in range(_ATTEMPTS):
-            changed = self._draw(request.rng, params, keys, weights, current, 1.3**attempt)
+            changed = self._draw(
+                request.rng, params, keys, weights, current=current, boost=1.3**attempt
+            )
             if changed and not request.seen({**current, **changed}):
                 return {**current, **changed}
         swept = self._sweep(request.rng, params, keys, current, request.seen)
@@ -165,6 +167,7 @@ class LocalSampler:
         params: Mapping[str, Param],
         keys: list[str],
         weights: list[float],
+        *,
         current: Config,
         boost: float,
     ) -> Config:
