@@ -67,7 +67,10 @@ def words(name: str) -> list[str]:
 
 def measurement_reason(name: str) -> str | None:
     """Why a name is a measurement or run setting rather than a hyperparameter, or None."""
-    for word in words(name):
+    named = words(name)
+    if {"random", "state"} <= set(named):  # scikit-learn's name for a seed
+        return _MEASURE["seed"]
+    for word in named:
         if word in _MEASURE:
             return _MEASURE[word]
     return None

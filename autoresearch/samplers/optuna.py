@@ -5,8 +5,8 @@ integer exponent, ``log1m`` as a log-scaled ``1 - value``, choices as categorica
 ledger's trials are added to an in-memory study and Optuna's ask-and-tell picks the next
 point. TPE is seeded with the seed and the number of trials, so the same ledger gives the
 same proposal after a restart. CMA-ES keeps its generations in the live study of one process;
-after a restart it begins a new generation around the best configuration (Optuna's own
-samplers restore their state from trial attributes we do not persist).
+after a restart it begins a new first generation (Optuna restores CMA-ES state from trial
+attributes, a pickled optimizer, that the ledger does not keep).
 """
 
 from __future__ import annotations
@@ -30,7 +30,10 @@ _ATTEMPTS = 20
 
 def optuna_available() -> bool:
     """Whether Optuna can be imported."""
-    return importlib.util.find_spec("optuna") is not None
+    try:
+        return importlib.util.find_spec("optuna") is not None
+    except ValueError:  # present in sys.modules as None: blocked
+        return False
 
 
 class OptunaSampler:
@@ -73,7 +76,7 @@ class OptunaSampler:
         distributions = {p.key: _distribution(p) for p in params}
         signature = tuple((key, repr(d)) for key, d in sorted(distributions.items()))
         if self._study is None or signature != self._signature:
-            self._study = self._new_study(request, params)
+            self._study = self._new_study()
             self._signature, self._synced, self._asked = signature, 0, {}
         study = self._study
         self._sync(study, params, distributions)
@@ -94,7 +97,7 @@ class OptunaSampler:
                 study.tell(trial, known)
         return None
 
-    def _new_study(self, request: AskRequest, params: list[Param]) -> optuna.Study:
+    def _new_study(self) -> optuna.Study:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -102,12 +105,10 @@ class OptunaSampler:
         if self.kind == "tpe":
             sampler = optuna.samplers.TPESampler(seed=_derive(self.seed, len(self._trials)))
         else:
-            numeric = [p for p in params if p.kind != "choice"]
-            x0 = {p.key: _encode(p, request.incumbent[p.key]) for p in numeric}
+            # CMA-ES starts at the centre of the ranges, which for the default log ranges
+            # (1/10x to 10x) is the baseline's value itself.
             sampler = optuna.samplers.CmaEsSampler(
-                x0=x0 or None,
-                seed=_derive(self.seed, len(self._trials)),
-                warn_independent_sampling=False,
+                seed=_derive(self.seed, len(self._trials)), warn_independent_sampling=False
             )
         return optuna.create_study(direction="minimize", sampler=sampler)
 
