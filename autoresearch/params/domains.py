@@ -40,6 +40,8 @@ _MEASURE = {
     "verbose": _LOGGING,
     "wandb": _LOGGING,
     "save": "a checkpoint setting, not a hyperparameter",
+    "every": "how often to evaluate, log or save: it changes the reports, not the model",
+    "interval": "how often to evaluate, log or save: it changes the reports, not the model",
     "checkpoint": "a checkpoint setting, not a hyperparameter",
     "ckpt": "a checkpoint setting, not a hyperparameter",
     "seed": "a random seed: changing it re-rolls the dice, it tunes nothing",
@@ -52,6 +54,10 @@ _MEASURE = {
     "port": _RUN,
     "rank": _RUN,
 }
+
+
+_LENGTH = {"iters", "iter", "iterations", "steps", "epochs"}
+_HOW_MANY = {"max", "num", "total", "n"}
 
 
 def words(name: str) -> list[str]:
@@ -70,6 +76,11 @@ def measurement_reason(name: str) -> str | None:
     named = words(name)
     if {"random", "state"} <= set(named):  # scikit-learn's name for a seed
         return _MEASURE["seed"]
+    if set(named) & _LENGTH and (set(named) & _HOW_MANY or named == ["epochs"]):
+        return (
+            "the training length: a longer run wins by costing more "
+            "(--param NAME brings it back if that is what you study)"
+        )
     for word in named:
         if word in _MEASURE:
             return _MEASURE[word]
