@@ -104,7 +104,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--n-embd", type=int, default=64)
     parser.add_argument("--dropout", type=float, default=0.1)
-    parser.add_argument("--type", type=str, default="transformer", choices=["bigram", "transformer"])
+    parser.add_argument("--type", default="transformer", choices=["bigram", "transformer"])
     parser.add_argument("--max-steps", type=int, default=1000)
     parser.add_argument("--log-every", type=int, default=10)
     return parser.parse_args()
