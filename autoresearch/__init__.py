@@ -57,6 +57,7 @@ if TYPE_CHECKING:
         parse_event,
     )
     from autoresearch.facade import NeuroLink
+    from autoresearch.params import Param, ParamSpec, SearchSpace
     from autoresearch.proposers.base import Analysis, Plan, Proposer, ResearchContext
     from autoresearch.proposers.scripted import ScriptedProposer, ScriptedStep
     from autoresearch.results import CycleResult, RunRecord, Status, Usage
@@ -111,6 +112,8 @@ _EXPORTS: dict[str, str] = {
     "PHASES": "autoresearch.events",
     "PhaseEnterEvent": "autoresearch.events",
     "PhaseExitEvent": "autoresearch.events",
+    "Param": "autoresearch.params",
+    "ParamSpec": "autoresearch.params",
     "Plan": "autoresearch.proposers.base",
     "Proposer": "autoresearch.proposers.base",
     "ProposerError": "autoresearch.errors",
@@ -119,6 +122,7 @@ _EXPORTS: dict[str, str] = {
     "RateLimitError": "autoresearch.errors",
     "ResearchConfig": "autoresearch.config",
     "ResearchContext": "autoresearch.proposers.base",
+    "SearchSpace": "autoresearch.params",
     "ResearchState": "autoresearch.workspace",
     "ResearchWorker": "autoresearch.worker",
     "Stop": "autoresearch.worker",
@@ -193,6 +197,8 @@ __all__ = [
     "NeuroLink",
     "NotInitializedError",
     "NoticeEvent",
+    "Param",
+    "ParamSpec",
     "PhaseEnterEvent",
     "PhaseExitEvent",
     "Plan",
@@ -208,6 +214,7 @@ __all__ = [
     "RunRecord",
     "ScriptedProposer",
     "ScriptedStep",
+    "SearchSpace",
     "ServerError",
     "Status",
     "Stop",

@@ -320,4 +320,5 @@ class NeuroLink:
     loadResearchWorker = load_research_worker
     resetResearch = reset_research
     cycleDetail = cycle_detail
+    searchSpace = search_space
     getEventEmitter = get_event_emitter

@@ -141,15 +141,42 @@ class Usage:
                     self.compared.setdefault(side.id, node.lineno)
 
     def _mark_logged(self, tree: ast.Module) -> None:
-        inside: dict[int, str] = {}
+        """Count the loads that only display a name: ``print(x)``, ``f"{x}"``, ``"%d" % x``.
+
+        A name inside a computation within the call (``print(f"loss: {x * y}")``) is used by
+        that computation, so it does not count as only logged.
+        """
+        shown: dict[int, str] = {}
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and _is_logging(node):
-                for inner in ast.walk(node):
-                    loaded = isinstance(inner, ast.Name) and isinstance(inner.ctx, ast.Load)
-                    if loaded and inner is not node.func:
-                        inside[id(inner)] = inner.id  # type: ignore[attr-defined]
-        for name in inside.values():
+                for arg in [*node.args, *(k.value for k in node.keywords)]:
+                    for displayed in _displayed(arg):
+                        shown[id(displayed)] = displayed.id
+        for name in shown.values():
             self.logged[name] = self.logged.get(name, 0) + 1
+
+
+def _displayed(node: ast.expr) -> list[ast.Name]:
+    """The names ``node`` shows as they are (not through a computation)."""
+    if isinstance(node, ast.Name):
+        return [node]
+    if isinstance(node, ast.JoinedStr):
+        return [
+            part.value
+            for part in node.values
+            if isinstance(part, ast.FormattedValue) and isinstance(part.value, ast.Name)
+        ]
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod):
+        right = node.right
+        items = right.elts if isinstance(right, ast.Tuple) else [right]
+        return [item for item in items if isinstance(item, ast.Name)]
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "format"
+    ):
+        return [a for a in node.args if isinstance(a, ast.Name)]
+    return []
 
 
 def _is_logging(call: ast.Call) -> bool:
