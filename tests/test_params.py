@@ -10,12 +10,12 @@ import tomllib
 import pytest
 import yaml  # type: ignore[import-untyped]
 
-from autoresearch.config import ResearchConfig
 from autoresearch.params import ParamSpec, discover_space
 from autoresearch.params.rewrite import rewrite_files
-from autoresearch.proposers.base import Analysis, Plan, ResearchContext
+from autoresearch.proposers.base import Analysis, Plan
 from autoresearch.proposers.local import LocalProposer
-from autoresearch.results import RunRecord, Status
+from autoresearch.results import Status
+from tests.test_local_proposer import make_context, record
 
 pytestmark = pytest.mark.anyio
 
@@ -307,28 +307,6 @@ def test_user_edits_set_ranges_choices_and_exclusions() -> None:
     assert "DEPTH" not in found
 
 
-def make_context(files: dict[str, str], command: str = "python train.py") -> ResearchContext:
-    config = ResearchConfig(
-        repo_path="/tmp/example-repo",
-        mutable_paths=sorted(files),
-        run_command=command,
-        metric={"name": "loss"},
-    )
-    return ResearchContext(config=config, mutable_files=files)
-
-
-def record(cycle: int, status: Status, plan: Plan, metric: float | None) -> RunRecord:
-    return RunRecord(
-        cycle=cycle,
-        commit=f"{cycle:040x}",
-        status=status,
-        metric=metric,
-        started_at="2025-01-01T00:00:00Z",
-        description=plan.description,
-        proposal=plan.metadata,
-    )
-
-
 DOMAINS = """\
 ADAM_BETAS = (0.8, 0.95)
 WARMUP_RATIO = 0.0
@@ -379,16 +357,7 @@ async def test_a_parameter_with_no_effect_is_not_tried_again() -> None:
     context = make_context({"train.py": "LR = 0.1\nUNUSED_KNOB = 0.5\nx = LR\n"})
     proposer = LocalProposer(seed=0, max_params_per_step=1)
     best = 10.0
-    baseline = RunRecord(
-        cycle=0,
-        commit="0" * 40,
-        status="keep",
-        metric=best,
-        started_at="2025-01-01T00:00:00Z",
-        description="baseline",
-        baseline=True,
-    )
-    await proposer.observe(baseline)
+    await proposer.observe(record(0, "keep", None, best))  # the baseline
     for cycle in range(1, 30):
         plan = await proposer.plan(context, Analysis(cycle=cycle), None)
         changed = plan.metadata["changed"]

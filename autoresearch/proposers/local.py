@@ -99,23 +99,21 @@ class LocalProposer:
         if cache_key not in self._space_cache:
             if len(self._space_cache) >= 16:
                 self._space_cache.clear()
-            found = discover_space(
-                context.mutable_files,
-                config.run_command,
-                config.params,
-                readable_files=context.immutable_files,
-                anchors=self._anchors,
-            )
-            fresh = {p.key: p.value for p in found.params if p.key not in self._anchors}
-            if fresh:
-                self._anchors.update(fresh)
-                found = discover_space(
+
+            def discover() -> SearchSpace:
+                return discover_space(
                     context.mutable_files,
                     config.run_command,
                     config.params,
                     readable_files=context.immutable_files,
                     anchors=self._anchors,
                 )
+
+            found = discover()
+            fresh = {p.key: p.value for p in found.params if p.key not in self._anchors}
+            if fresh:  # first sight of these values: build their ranges around them
+                self._anchors.update(fresh)
+                found = discover()
             self._space_cache[cache_key] = found
         return self._space_cache[cache_key]
 
