@@ -335,6 +335,7 @@ def main() -> None:
     elapsed = time.perf_counter() - started
 
     rows, space_rows = [], []
+    summary: dict[str, Any] = {}
     passed = True
     touched = sum(r["touched_left_out"] + r["touched_no_effect"] for r in results)
     for script in SCRIPTS:
@@ -355,6 +356,10 @@ def main() -> None:
             (m, cut): median_or_none([r["finals"][cut] for r in mine if r["sampler"] == m])
             for m in samplers
             for cut in cuts
+        }
+        summary[script.name] = {
+            "baseline": baseline,
+            **{f"{m}@{cut}": medians[m, cut] for m in samplers for cut in cuts},
         }
         for cut in cuts:
             ours, tpe = medians["local", cut], medians["tpe", cut]
@@ -386,6 +391,8 @@ def main() -> None:
         "budget": budget,
         "samplers": samplers,
         "results": results,
+        "summary": summary,
+        "cuts": cuts,
         "touched": touched,
         "passed": passed and touched == 0,
         "seconds": elapsed,

@@ -1,7 +1,7 @@
 """Run every benchmark, one after another, each in its own process; then print a summary.
 
     python benchmarks/run_all.py            # the full set (the search benchmark takes longest)
-    python benchmarks/run_all.py --quick    # small N everywhere: a smoke test of all eight
+    python benchmarks/run_all.py --quick    # small N everywhere: a smoke test of all nine
     python benchmarks/run_all.py --only events startup
 
 Each benchmark prints its own table and writes benchmarks/results/<name>.json; this script reads
@@ -28,6 +28,7 @@ BENCHMARKS = [
     ("search", "bench_search.py", "6. search efficiency"),
     ("startup", "bench_startup.py", "7. start-up"),
     ("slots", "bench_slots.py", "8. parallel slots throughput"),
+    ("real_scripts", "bench_real_scripts.py", "9. offline proposer, real-style scripts"),
 ]
 
 
@@ -85,6 +86,17 @@ def headline(name: str, data: dict) -> str:
             f"rate_N/(N x rate_1): 2 slots {r['2']['median']:.3f}, 4 slots "
             f"{r['4']['median']:.3f} (target >= 0.95)"
             + (f"; {errors} engine error(s), rounds rerun" if errors else "")
+        )
+    if name == "real_scripts":
+        last = data["cuts"][-1]
+        wins = sum(
+            v[f"local@{last}"] is not None
+            and (v[f"tpe@{last}"] is None or v[f"local@{last}"] <= v[f"tpe@{last}"])
+            for v in data["summary"].values()
+        )
+        return (
+            f"local <= TPE (re-evaluated, {last} runs) on {wins} of {len(data['summary'])} "
+            f"scripts; {data['touched']} proposals touched a left-out or no-effect parameter"
         )
     return ""
 
