@@ -124,10 +124,15 @@ class NeuroLink:
         ``force`` is true; with ``force`` the configuration is replaced and the results kept.
         """
         worker = self.create_research_worker(config, proposer=proposer, **options)
-        if worker.config.params:
+        if proposer is None and (worker.config.provider or LOCAL_PROVIDER) == LOCAL_PROVIDER:
+            from autoresearch.params import frozen_specs
             from autoresearch.params.load import search_space_of
 
-            await search_space_of(worker.config, strict=True)  # a bad --param: nothing written
+            # A bad --param is refused here, before anything is written.
+            space = await search_space_of(worker.config, strict=True)
+            frozen = frozen_specs(space, worker.config.params)
+            stored = worker.config.model_copy(update={"params": frozen})
+            worker = self.create_research_worker(stored, proposer=proposer)
         workspace = worker.workspace
         if not force and await anyio.to_thread.run_sync(workspace.config_path.exists):
             raise ConfigError(

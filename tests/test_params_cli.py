@@ -103,7 +103,19 @@ def test_end_to_end_on_an_argparse_script(tmp_path: Path) -> None:
         assert 8 <= width <= 512 and width & (width - 1) == 0
     code, out, _ = invoke("params", str(repo), "--json")
     saved = json.loads((repo / ".autoresearch/config.json").read_text())
-    assert saved["params"][0]["name"] == "width" and saved["sampler"] == "local"
+    assert saved["sampler"] == "local"
+    # config.json holds the space: your edit first, then every other tuned parameter as found.
+    width, found = saved["params"]
+    assert (width["name"], width["low"], width["discovered"]) == ("width", 8.0, False)
+    assert (found["name"], found["low"], found["high"], found["scale"]) == (
+        "learning_rate",
+        0.001,
+        0.1,
+        "log",
+    )
+    assert found["discovered"] and found["reason"] == "1/10x to 10x, on a log scale"
+    listed = json.loads(out)["params"]
+    assert next(p for p in listed if p["key"] == "learning_rate")["reason"] == found["reason"]
 
 
 def test_end_to_end_on_a_yaml_config(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """The search space of the offline proposer: discovery, domains, the user's edits, rewriting."""
 
 from autoresearch.params.model import Kind, Param, ParamSpec, Scale, SearchSpace, Style, Value
-from autoresearch.params.space import apply_specs, discover_space, unknown_specs
+from autoresearch.params.space import apply_specs, discover_space, frozen_specs, unknown_specs
 
 __all__ = [
     "Kind",
@@ -13,5 +13,6 @@ __all__ = [
     "Value",
     "apply_specs",
     "discover_space",
+    "frozen_specs",
     "unknown_specs",
 ]

@@ -132,7 +132,7 @@ def _round_float(value: float) -> float:
 
 
 class ParamSpec(CamelModel):
-    """A user's edit of one parameter, stored in config.json (``params``).
+    """One parameter's entry in config.json (``params``): as ``init`` found it, or your edit.
 
     ``exclude`` leaves it out; ``include`` brings back one that discovery excluded; ``low`` and
     ``high`` set the range, ``scale`` the way values move, ``integer`` forces whole numbers and
@@ -147,6 +147,11 @@ class ParamSpec(CamelModel):
     scale: Scale | None = None
     integer: bool | None = None
     choices: list[Value] | None = None
+    reason: str | None = None
+    """Why this range; ``init`` writes the discovered reason, your edits need none."""
+    discovered: bool = False
+    """Written by ``init`` from discovery (the space as it was found), not an edit of yours:
+    it pins the range, and the search may still learn that the parameter has no effect."""
 
     @field_validator("choices")
     @classmethod

@@ -18,7 +18,7 @@ from autoresearch.params.found import Found
 from autoresearch.params.model import Param, ParamSpec, SearchSpace, Value
 from autoresearch.params.pyscan import scan_python
 
-__all__ = ["apply_specs", "discover_space", "unknown_specs"]
+__all__ = ["apply_specs", "discover_space", "frozen_specs", "unknown_specs"]
 
 
 def discover_space(
@@ -69,7 +69,7 @@ def apply_specs(space: SearchSpace, specs: Sequence[ParamSpec]) -> SearchSpace:
     notes = list(space.notes)
     for spec in specs:
         matches = [i for i, p in enumerate(params) if spec.name in (p.key, f"{p.path}:{p.key}")]
-        if not matches:
+        if not matches and not spec.discovered:
             notes.append(f"--param {spec.name}: no parameter has that name")
         for index in matches:
             params[index] = _edited(params[index], spec)
@@ -77,9 +77,36 @@ def apply_specs(space: SearchSpace, specs: Sequence[ParamSpec]) -> SearchSpace:
 
 
 def unknown_specs(space: SearchSpace, specs: Sequence[ParamSpec]) -> list[str]:
-    """The names in ``specs`` that match no discovered parameter."""
+    """The names of your edits in ``specs`` that match no discovered parameter."""
     names = {p.key for p in space.params} | {f"{p.path}:{p.key}" for p in space.params}
-    return [spec.name for spec in specs if spec.name not in names]
+    return [s.name for s in specs if s.name not in names and not s.discovered]
+
+
+def frozen_specs(space: SearchSpace, specs: Sequence[ParamSpec]) -> list[ParamSpec]:
+    """``specs`` (your edits) plus one discovered entry for every other tuned parameter.
+
+    What ``init`` stores in config.json: the space as it was found, with each range and the
+    reason for it, so that it can be read and edited there and does not drift with the code.
+    """
+    mine = [s for s in specs if not s.discovered]
+    named = {s.name for s in mine}
+    frozen = list(mine)
+    for param in space.tuned:
+        if param.key in named or f"{param.path}:{param.key}" in named:
+            continue
+        frozen.append(
+            ParamSpec(
+                name=param.key,
+                low=param.low,
+                high=param.high,
+                scale=None if param.kind == "choice" else param.scale,
+                integer=True if param.kind == "int" else None,
+                choices=param.choices if param.kind == "choice" else None,
+                reason=param.reason,
+                discovered=True,
+            )
+        )
+    return frozen
 
 
 def _edited(param: Param, spec: ParamSpec) -> Param:
@@ -90,9 +117,11 @@ def _edited(param: Param, spec: ParamSpec) -> Param:
         choices = list(spec.choices)
         if param.value not in choices:
             choices.insert(0, param.value)
-        update.update(kind="choice", choices=choices, reason="the choices you listed")
+        update.update(
+            kind="choice", choices=choices, reason=spec.reason or "the choices you listed"
+        )
     elif spec.low is not None and spec.high is not None:
-        update.update(low=spec.low, high=spec.high, reason="the range you set")
+        update.update(low=spec.low, high=spec.high, reason=spec.reason or "the range you set")
         if param.kind == "choice":
             update["kind"] = "int" if spec.integer else "float"
     elif param.kind == "choice" and not param.choices:

@@ -138,8 +138,11 @@ class LocalProposer:
     async def plan(self, context: ResearchContext, analysis: Analysis, hint: str | None) -> Plan:
         """Ask the sampler for a configuration not tried before and not running elsewhere."""
         space = self.space(context)
-        pinned = {s.name for s in context.config.params if s.include or s.low is not None}
-        pinned |= {s.name for s in context.config.params if s.choices}
+        pinned = {  # your own edits override what the search learned
+            s.name
+            for s in context.config.params
+            if not s.discovered and (s.include or s.low is not None or s.choices)
+        }
         tuned = [p for p in space.tuned if p.key not in self._no_effect or p.key in pinned]
         if not tuned:
             raise ProposerError(_nothing_to_tune(context, space, self._no_effect))
