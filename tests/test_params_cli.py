@@ -172,3 +172,15 @@ def test_tpe_without_optuna_is_a_one_line_error(
     assert "pip install 'autoresearch[optuna]'" in err
     assert len(err.strip().splitlines()) == 1, err
     assert snapshot(repo) == before
+
+
+def test_run_sampler_replaces_the_saved_one_and_each_proposal_names_it(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"train.py": ARGPARSE_TRAIN})
+    code, _, err = invoke("init", str(repo), *init_args("train.py", f"{PY} train.py --steps 50"))
+    assert code == 0, err
+    code, _, err = invoke("run", str(repo), "--max-runs", "3", "-q", "--sampler", "random")
+    assert code == 0, err
+    saved = json.loads((repo / ".autoresearch/config.json").read_text())
+    assert saved["sampler"] == "random"
+    records = [json.loads(line) for line in (repo / ".autoresearch/runs.jsonl").open()]
+    assert [r["proposal"]["sampler"] for r in records[1:]] == ["random", "random"]
