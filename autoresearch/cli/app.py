@@ -338,7 +338,7 @@ def params(
         typer.echo(space_json(space))
         return
     _out().print(space_table(space))
-    _out().print(space_summary(space).replace("; see `autoresearch params`", ";"), markup=False)
+    _out().print(space_summary(space, listed=True), markup=False)
     for note in space.notes:
         _out().print(f"note: {note}", markup=False)
 

@@ -156,13 +156,14 @@ def space_json(space: SearchSpace) -> str:
     return json.dumps(data, indent=2)
 
 
-def space_summary(space: SearchSpace, limit: int = 8) -> str:
-    """One line for ``init``: what will be tuned and how much was left out."""
+def space_summary(space: SearchSpace, limit: int = 8, *, listed: bool = False) -> str:
+    """One line: what will be tuned and how much was left out (``listed``: under the table)."""
     tuned = space.tuned
     names = ", ".join(p.key for p in tuned[:limit]) + (" …" if len(tuned) > limit else "")
     left = len(space.params) - len(tuned)
     shown = f" ({names})" if tuned else ""
+    where = " " if listed else "; see `autoresearch params` "
     return (
-        f"search space: {len(tuned)} parameter(s) to tune{shown}, {left} left out; "
-        "see `autoresearch params` (edit with --param / --exclude-param)"
+        f"search space: {len(tuned)} parameter(s) to tune{shown}, {left} left out{where}"
+        "(edit with --param / --exclude-param)"
     )
