@@ -30,6 +30,7 @@ _MAGNITUDE_CAP = 8.0
 _ATTEMPTS = 48
 _SWEEP_LEVELS = 32
 _PAIR_LEVELS = 16
+_PATTERN = 0.6  # how often a kept move is repeated as it was
 _FAILED = ("crash", "timeout")
 
 
@@ -51,19 +52,34 @@ class _State:
         A bound sits at a crashed value only when another crashed beyond it and nothing
         between ran fine.
         """
-        crashed = [param.to_t(c) for c in self.crashed]
+        crashed = [(param.to_t(c), _round_number(param, c)) for c in self.crashed]
         ran = [param.to_t(r) for r in self.ran]
         return _fence(crashed, ran, t, -1), _fence(crashed, ran, t, 1)
 
 
-def _fence(crashed: list[float], ran: list[float], t: float, side: int) -> float:
-    beyond = sorted((c for c in crashed if (c - t) * side > 0), key=lambda c: c * side)
-    for index, crash in enumerate(beyond):
+def _fence(crashed: list[tuple[float, bool]], ran: list[float], t: float, side: int) -> float:
+    """The nearest crash beyond ``t`` that fences off the rest of that side, or infinity.
+
+    It needs another crash further on, no good run beyond it, and a round value among the
+    crashes from it on: odd widths crashing on a divisibility check fence nothing; a learning
+    rate that diverges everywhere past a point does.
+    """
+    beyond = sorted((c for c in crashed if (c[0] - t) * side > 0), key=lambda c: c[0] * side)
+    for index, (crash, _) in enumerate(beyond):
         if len(beyond) - index < 2:
             break
-        if not any((ok - crash) * side > 0 for ok in ran):
+        round_beyond = any(is_round for _, is_round in beyond[index:])
+        if round_beyond and not any((ok - crash) * side > 0 for ok in ran):
             return crash
     return math.inf * side
+
+
+def _round_number(param: Param, value: float) -> bool:
+    """Floats always; integers when a multiple of 8 or a power of two (sizes that divide)."""
+    if param.kind != "int":
+        return True
+    number = abs(int(value))
+    return number % 8 == 0 or (number > 0 and number & (number - 1) == 0)
 
 
 def _t_sign(param: Param, value: Value) -> int:
@@ -82,11 +98,13 @@ class LocalSampler:
             raise ValueError(f"max_params_per_step must be at least 1, got {max_params_per_step}")
         self.max_params_per_step = max_params_per_step
         self._states: dict[str, _State] = {}
+        self._pattern: list[str] = []
         self._coords: dict[str, Callable[[Value], float]] = {}
 
     def reset(self) -> None:
         """Forget everything learned."""
         self._states.clear()
+        self._pattern = []
 
     def step_size(self, key: str) -> float:
         """The current step of ``key`` in natural units (1.0: double or halve)."""
@@ -136,6 +154,8 @@ class LocalSampler:
                 if key not in moves:
                     state.last_kept = False
                     state.fails //= 2
+        if moves:  # a kept move is repeated next (a pattern move) until one is not kept
+            self._pattern = sorted(moves) if status == "keep" else []
 
     def ask(self, request: AskRequest) -> Config | None:
         """Move one or two parameters from the incumbent to an untried configuration."""
@@ -145,6 +165,11 @@ class LocalSampler:
             return None
         weights = [self._weight(k, request.hint_weights.get(k, 1.0)) for k in keys]
         current = dict(request.incumbent)
+        pattern = [k for k in self._pattern if k in params]
+        if pattern and request.rng.random() < _PATTERN:
+            changed = self._repeat(params, pattern, current)
+            if changed and not request.seen({**current, **changed}):
+                return {**current, **changed}
         for attempt in range(_ATTEMPTS):
             changed = self._draw(
                 request.rng, params, keys, weights, current=current, boost=1.3**attempt
@@ -153,6 +178,19 @@ class LocalSampler:
                 return {**current, **changed}
         swept = self._sweep(request.rng, params, keys, current, request.seen)
         return None if swept is None else {**current, **swept}
+
+    def _repeat(self, params: Mapping[str, Param], keys: list[str], current: Config) -> Config:
+        """The last kept move again, each parameter the way it went, with its grown step."""
+        changed: Config = {}
+        for key in keys:
+            param, state = params[key], self._states.get(key) or _State()
+            if param.kind == "choice" or not state.direction:
+                continue
+            sign = state.direction * _t_sign(param, current[key])
+            new = _move(param, current[key], sign, state.step, state)
+            if new is not None:
+                changed[key] = new
+        return changed
 
     def _weight(self, key: str, hint: float) -> float:
         state = self._states.get(key) or _State()
@@ -262,6 +300,10 @@ def _move(param: Param, value: Value, sign: int, magnitude: float, state: _State
         fenced = (fence_hi if sign > 0 else fence_lo) == limit
         target = (t + limit) / 2 if fenced else limit
     new = param.from_t(target)
+    if param.kind == "int" and state.crashed and isinstance(new, int) and abs(new) >= 16:
+        snapped = 8 * round(new / 8)  # after a crash, try sizes that divide evenly
+        if snapped != value and param.contains(snapped):
+            new = snapped
     if new == value and param.kind == "int":
         return _nudge(param, value, sign, 1, state)
     if new == value or not param.contains(new):
