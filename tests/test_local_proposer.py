@@ -533,3 +533,16 @@ async def test_search_improves_a_smooth_objective(seed: int) -> None:
     assert best < baseline * 0.4
     configs = [json.dumps(p.metadata["params"], sort_keys=True) for p in plans]
     assert len(set(configs)) == len(configs)
+
+
+async def test_after_a_crash_integer_sizes_move_in_multiples_of_eight() -> None:
+    proposer = LocalProposer(seed=2, max_params_per_step=1)
+    files = {"train.py": "WIDTH = 100\n"}
+    plan, _ = await propose(proposer, files)
+    await proposer.observe(record(1, "crash", plan))  # say, an assert on the width
+    widths = []
+    for cycle in range(2, 12):
+        plan, _ = await propose(proposer, files)
+        widths.append(plan.metadata["params"]["WIDTH"])
+        await proposer.observe(record(cycle, "discard", plan, 10.0 + cycle))
+    assert all(w % 8 == 0 for w in widths), widths
