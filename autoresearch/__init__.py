@@ -81,6 +81,11 @@ if TYPE_CHECKING:
         MetricOptions as MetricOptions,
         ResearchOptions as ResearchOptions,
     )
+    from autoresearch.params import (
+        Param as Param,
+        ParamSpec as ParamSpec,
+        SearchSpace as SearchSpace,
+    )
     from autoresearch.proposers.base import (
         Analysis as Analysis,
         Plan as Plan,

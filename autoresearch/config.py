@@ -22,6 +22,7 @@ from pydantic.alias_generators import to_camel, to_snake
 from autoresearch._model import CamelModel
 from autoresearch.errors import ConfigError
 from autoresearch.metrics import NUMBER_GROUP
+from autoresearch.params.model import ParamSpec
 
 if TYPE_CHECKING:
     from typing import Unpack
@@ -36,6 +37,7 @@ __all__ = [
     "ProgressSpec",
     "ProposerKind",
     "ResearchConfig",
+    "SamplerName",
     "default_tag",
     "load_config",
 ]
@@ -45,6 +47,9 @@ Direction = Literal["lower", "higher"]
 
 ProposerKind = Literal["local", "llm", "agent"]
 """Who invents the changes: the offline tuner, a chat model, or a coding-agent CLI."""
+SamplerName = Literal["local", "random", "tpe", "cmaes"]
+"""How the offline proposer picks the next configuration: ``local`` (ours, the default),
+``random``, or Optuna's ``tpe`` and ``cmaes`` (the ``optuna`` extra)."""
 
 RESERVED_DIRS = (".git", ".autoresearch")
 """Top-level directories that are never mutable, whatever the configuration says."""
@@ -255,6 +260,10 @@ class ResearchConfig(CamelModel):
     provider_options: dict[str, str] = Field(default_factory=dict)
     """Provider-specific settings: Azure ``api_version``, Vertex ``project``/``location``…"""
     seed: int = 0
+    sampler: SamplerName = "local"
+    """Which sampler the offline proposer uses (see :data:`SamplerName`)."""
+    params: list[ParamSpec] = Field(default_factory=list)
+    """Your edits of the offline proposer's search space: ranges, scales, choices, exclusions."""
     max_repairs: int = Field(default=1, ge=0, le=10)
     context_budget: int = Field(default=60_000, ge=2_000)
     """How many characters of context the agent is shown per call, at most."""
@@ -349,6 +358,14 @@ class ResearchConfig(CamelModel):
         if not 0.5 < value < 1:
             raise ValueError(f"must be between 0.5 and 1 (0.95 is usual), got {value:g}")
         return value
+    @field_validator("params")
+    @classmethod
+    def _one_spec_per_name(cls, value: list[ParamSpec]) -> list[ParamSpec]:
+        merged: dict[str, ParamSpec] = {}
+        for spec in value:  # a later edit of the same name replaces the earlier one
+            merged.pop(spec.name, None)
+            merged[spec.name] = spec
+        return list(merged.values())
 
     @field_validator("gpus")
     @classmethod

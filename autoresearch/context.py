@@ -24,6 +24,7 @@ __all__ = [
     "MAX_MUTABLE_FILES",
     "ContextCache",
     "build_analysis",
+    "build_context",
 ]
 
 DEFAULT_PROGRAM = "program.md"
@@ -108,7 +109,30 @@ def _read_all(root: Path, paths: list[str], cap: int | None) -> dict[str, str]:
     return found
 
 
-def _build(config: ResearchConfig, layout: list[str]) -> ResearchContext:
+def _command_files(config: ResearchConfig) -> list[str]:
+    """Repository files the run command names (a config file passed to the script)."""
+    import shlex
+
+    try:
+        tokens = shlex.split(config.run_command)
+    except ValueError:
+        tokens = config.run_command.split()
+    root = config.repo_path
+    names = []
+    for token in tokens:
+        if token.startswith("-") or "/.." in f"/{token}" or token.startswith("/"):
+            continue
+        if token.endswith((".py", ".yaml", ".yml", ".json", ".toml")) and (root / token).is_file():
+            names.append(token.removeprefix("./"))
+    return names
+
+
+def build_context(config: ResearchConfig, layout: Sequence[str] = ()) -> ResearchContext:
+    """Read the files the proposer is shown (blocking: call it in a worker thread).
+
+    Files the run command names (a config file the script loads) are read too, as read-only
+    files, so the offline proposer can tell which defaults they override.
+    """
     root = config.repo_path
     immutable = _read_all(root, config.immutable_paths, MAX_IMMUTABLE_BYTES)
     mutable = {  # a read-only file inside an editable folder is shown as read-only only
@@ -116,6 +140,8 @@ def _build(config: ResearchConfig, layout: list[str]) -> ResearchContext:
         for path, text in _read_all(root, config.mutable_paths, None).items()
         if not under(path, config.immutable_paths)
     }
+    extra = [f for f in _command_files(config) if f not in mutable and f not in immutable]
+    immutable.update(_read_all(root, extra, MAX_IMMUTABLE_BYTES))
     program_rel = _program_path(config)
     program = _read_text(root / program_rel, None) if program_rel else None
     return ResearchContext(
@@ -123,7 +149,7 @@ def _build(config: ResearchConfig, layout: list[str]) -> ResearchContext:
         program=program,
         mutable_files=mutable,
         immutable_files=immutable,
-        layout=layout,
+        layout=list(layout),
     )
 
 
@@ -141,7 +167,7 @@ class ContextCache:
         fingerprint = await anyio.to_thread.run_sync(_fingerprint, config)
         key = (best_commit, fingerprint)
         if self._context is None or key != self._key or self._context.config != config:
-            self._context = await anyio.to_thread.run_sync(_build, config, list(layout))
+            self._context = await anyio.to_thread.run_sync(build_context, config, list(layout))
             self._key = key
         return self._context
 

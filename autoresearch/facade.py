@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from autoresearch.history import CycleDetail
     from autoresearch.options import ResearchOptions
+    from autoresearch.params import SearchSpace
     from autoresearch.tasks import Task, TaskInfo, TaskManager
 
 __all__ = ["LOCAL_PROVIDER", "NeuroLink", "ResetResult"]
@@ -133,6 +134,15 @@ class NeuroLink:
         ``force`` is true; with ``force`` the configuration is replaced and the results kept.
         """
         worker = self.create_research_worker(config, proposer=proposer, **options)
+        if proposer is None and (worker.config.provider or LOCAL_PROVIDER) == LOCAL_PROVIDER:
+            from autoresearch.params import frozen_specs
+            from autoresearch.params.load import search_space_of
+
+            # A bad --param is refused here, before anything is written.
+            space = await search_space_of(worker.config, strict=True)
+            frozen = frozen_specs(space, worker.config.params)
+            stored = worker.config.model_copy(update={"params": frozen})
+            worker = self.create_research_worker(stored, proposer=proposer)
         workspace = worker.workspace
         if not force and await anyio.to_thread.run_sync(workspace.config_path.exists):
             raise ConfigError(
@@ -200,6 +210,29 @@ class NeuroLink:
             tag=config.chosen_tag,
         )
 
+    async def search_space(
+        self, config: ResearchConfig | Mapping[str, Any] | None = None, /, **options: Any
+    ) -> SearchSpace:
+        """The offline proposer's search space for a repository (``autoresearch params``).
+
+        Give the options as for :meth:`create_research_worker`, or only ``repo_path`` of a
+        repository set up earlier (its config.json is used; other options replace its
+        settings). Reads only. Parameters the ledger showed to have no effect are listed as
+        left out, with the cycle that showed it. :class:`ConfigError` names a ``params`` edit
+        that matches no parameter.
+        """
+        from autoresearch.params.load import search_space_of
+
+        if config is None and set(options) <= {"repo_path", "repoPath"}:
+            root = options.get("repo_path", options.get("repoPath"))
+            if root is None:
+                raise ConfigError("repo_path: is required", field="repo_path")
+            path = await anyio.to_thread.run_sync(lambda: Path(root).expanduser().resolve())
+            resolved = await Workspace(path).read_config()
+        else:
+            resolved = load_config(config, **options)
+        return await search_space_of(resolved)
+
     async def cycle_detail(self, repo_path: str | Path, cycle: int) -> CycleDetail:
         """One finished cycle in full: record, diff and log tail (reads only; no lock)."""
         from autoresearch.history import cycle_detail
@@ -247,7 +280,9 @@ class NeuroLink:
         if kind == "local":
             from autoresearch.proposers.local import LocalProposer
 
-            return LocalProposer(seed=config.seed)
+            return LocalProposer(
+                seed=config.seed, sampler=config.sampler, direction=config.metric.direction
+            )
         from autoresearch.proposers.llm import LLMProposer
 
         if (config.provider or self.provider or LOCAL_PROVIDER) == LOCAL_PROVIDER:
@@ -312,4 +347,5 @@ class NeuroLink:
     loadResearchWorker = load_research_worker
     resetResearch = reset_research
     cycleDetail = cycle_detail
+    searchSpace = search_space
     getEventEmitter = get_event_emitter

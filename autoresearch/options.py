@@ -22,12 +22,21 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Literal, Required, TypedDict
 
 if TYPE_CHECKING:
-    from autoresearch.config import MemorySpec, MetricSpec, ProgressSpec, ProposerKind
+    from autoresearch.config import (
+        MemorySpec,
+        MetricSpec,
+        ProgressSpec,
+        ProposerKind,
+        SamplerName,
+    )
+    from autoresearch.params import ParamSpec
+    from autoresearch.params.model import Scale, Value
 
 __all__ = [
     "ConfigOptions",
     "MemoryOptions",
     "MetricOptions",
+    "ParamOptions",
     "ProgressOptions",
     "ResearchOptions",
 ]
@@ -58,6 +67,21 @@ class ProgressOptions(TypedDict, total=False):
     min_fraction: float
     minFraction: float
     margin: float
+
+
+class ParamOptions(TypedDict, total=False):
+    """``params=[{...}]``: one edit of the search space, as a ``ParamSpec``."""
+
+    name: Required[str]
+    exclude: bool
+    include: bool
+    low: float | None
+    high: float | None
+    scale: Scale | None
+    integer: bool | None
+    choices: list[Value] | None
+    reason: str | None
+    discovered: bool
 
 
 class ResearchOptions(TypedDict, total=False):
@@ -117,6 +141,8 @@ class ResearchOptions(TypedDict, total=False):
     agentCommand: str | None
     agent_timeout_ms: int
     agentTimeoutMs: int
+    sampler: SamplerName
+    params: Sequence[ParamSpec | ParamOptions]
 
 
 class ConfigOptions(ResearchOptions, total=False):

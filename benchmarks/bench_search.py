@@ -24,7 +24,9 @@ for all three, which is what the engine's baseline cycle runs):
 
 Ranges for random and TPE, stated once for every parameter: from 1/10 x to 10 x its default,
 log-scale (integers: ``max(1, round(default / 10))`` to ``10 x default``, log-scale). Every
-optimum lies inside its range; the local proposer is not bounded by them (it has no ranges).
+optimum lies inside its range. The local proposer uses the ranges its own search space gives
+(floats the same 1/10x to 10x; integers 1/8x to 8x, powers of two in powers of two, so
+``HIDDEN = 256`` can reach 512 or 1024 but not the optimum 768).
 Random and TPE call the same ``evaluate`` function the engine's subprocess runs, in-process, with
 the same noise stream (noise depends on the seed and the evaluation number only).
 

@@ -1,7 +1,7 @@
 """Run every benchmark, one after another, each in its own process; then print a summary.
 
     python benchmarks/run_all.py            # the full set (the search benchmark takes longest)
-    python benchmarks/run_all.py --quick    # small N everywhere: a smoke test of all ten
+    python benchmarks/run_all.py --quick    # small N everywhere: a smoke test of all twelve
     python benchmarks/run_all.py --only events startup
 
 Each benchmark prints its own table and writes benchmarks/results/<name>.json; this script reads
@@ -31,6 +31,7 @@ BENCHMARKS = [
     ("noise", "bench_noise.py", "9. noise-aware decisions"),
     ("abort", "bench_abort.py", "10. early abort"),
     ("llm_calls", "bench_llm_calls.py", "11. LLM proposer calls per cycle"),
+    ("real_scripts", "bench_real_scripts.py", "12. offline proposer, real-style scripts"),
 ]
 
 
@@ -111,6 +112,17 @@ def headline(name: str, data: dict) -> str:
         return (
             f"calls per cycle: combined {calls['combined']:.0f}, plan then edits "
             f"{calls['plan-then-edits']:.0f} (target <= 2)"
+        )
+    if name == "real_scripts":
+        last = data["cuts"][-1]
+        wins = sum(
+            v[f"local@{last}"] is not None
+            and (v[f"tpe@{last}"] is None or v[f"local@{last}"] <= v[f"tpe@{last}"])
+            for v in data["summary"].values()
+        )
+        return (
+            f"local <= TPE (re-evaluated, {last} runs) on {wins} of {len(data['summary'])} "
+            f"scripts; {data['touched']} proposals touched a left-out or no-effect parameter"
         )
     return ""
 

@@ -139,7 +139,7 @@ def test_event_stream_serves_a_browser(quickstart_copy: Path, env: dict[str, str
 def test_higher_is_better_keeps_only_higher_accuracy(tmp_path: Path, env: dict[str, str]) -> None:
     repo = tmp_path / "classifier"
     out = run("higher_is_better/research.py", str(repo), "--cycles", "8", env=env)
-    assert out.splitlines()[-1] == "baseline 0.75 -> best 0.835 (2 kept)"
+    assert out.splitlines()[-1] == "baseline 0.75 -> best 0.915 (4 kept)"
     config = json.loads((repo / ".autoresearch" / "config.json").read_text())
     assert config["metric"]["direction"] == "higher"
     records = [

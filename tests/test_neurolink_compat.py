@@ -122,7 +122,8 @@ async def test_the_read_only_file_is_never_edited_committed_or_restored(src_repo
     assert (src_repo / "src" / "data.py").read_text() == DATA
     [context] = seen
     assert set(context.mutable_files) == {"src/__init__.py", "src/model.py"}
-    assert set(context.immutable_files) == {"src/data.py"}
+    # train.py is shown read-only too: the run command names it (the script that is run).
+    assert set(context.immutable_files) == {"src/data.py", "train.py"}
 
     changed = await worker.run_experiment_cycle()
     await worker.aclose()

@@ -42,7 +42,7 @@ STUBBORN = """\
 import signal, time
 signal.signal(signal.SIGTERM, signal.SIG_IGN)  # outlives the time limit until SIGKILL
 X = 3.0
-time.sleep(0 if X == 3.0 else 120)
+time.sleep(min(120, 1000 * abs(X - 3.0)))  # any change of X outlives the limit
 print(f"val_bpb: {X:.6f}")
 """
 

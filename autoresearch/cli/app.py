@@ -41,11 +41,21 @@ from autoresearch.cli.errors import (
     _usage_error,
     install_log_lines,
 )
+from autoresearch.cli.params import (
+    ExcludeParamOpt,
+    ParamOpt,
+    SamplerOpt,
+    param_specs,
+    space_json,
+    space_summary,
+    space_table,
+)
 
 if TYPE_CHECKING:  # the SDK loads when a command runs, so `autoresearch --help` stays quick
     from autoresearch.cli.interrupt import Interruption
     from autoresearch.cli.live import PlainView
     from autoresearch.config import ResearchConfig
+    from autoresearch.params import SearchSpace
     from autoresearch.worker import ResearchWorker
     from autoresearch.workspace import ResearchState, Workspace
 
@@ -212,6 +222,9 @@ def init(
         typer.Option(help="Extra path the sandboxed run may write (repeatable)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the offline proposer.")] = 0,
+    sampler: SamplerOpt = None,
+    param: ParamOpt = None,
+    exclude_param: ExcludeParamOpt = None,
     slots: SlotsOpt = None,
     gpus: GpusOpt = None,
     gpus_per_slot: GpusPerSlotOpt = None,
@@ -303,14 +316,22 @@ def init(
         options["memory"] = {"pattern": memory_pattern, "unit": memory_unit.value}
     if provider_option:
         options["provider_options"] = _key_values(provider_option)
+    if sampler is not None:
+        options["sampler"] = sampler.value
+    specs = param_specs(param, exclude_param)
+    if specs:
+        options["params"] = specs
 
     notes: list[str] = []
+    spaces: list[SearchSpace] = []
 
     async def main() -> ResearchWorker:
         neurolink = NeuroLink()
         neurolink.get_event_emitter().on("autoresearch:notice", lambda e: notes.append(e.message))
         worker = await neurolink.init_research(force=force, **options)
         await worker.aclose()
+        if (worker.config.provider or "local") == "local":
+            spaces.append(await neurolink.search_space(worker.config))
         return worker
 
     defer_signals()  # from here on init writes: a signal waits until it is done
@@ -325,6 +346,72 @@ def init(
         markup=False,
     )
     for note in notes:
+        _out().print(f"note: {note}", markup=False)
+    for space in spaces:
+        _out().print(space_summary(space), markup=False)
+        for note in space.notes:
+            _out().print(f"note: {note}", markup=False)
+
+
+@app.command()
+def params(
+    repo: RepoArg = None,
+    as_json: JsonOpt = False,
+    target: Annotated[
+        list[str] | None,
+        typer.Option(help="Mutable files, for a repository not initialised yet (repeatable)."),
+    ] = None,
+    run_command: Annotated[
+        str | None, typer.Option(help="The run command, for a repository not initialised yet.")
+    ] = None,
+    param: ParamOpt = None,
+    exclude_param: ExcludeParamOpt = None,
+) -> None:
+    """The offline proposer's search space: each parameter, where it lives, its range and why.
+
+    Before init, give --target and --run-command; after init the saved settings are used
+    (--param and --exclude-param preview edits without saving them).
+    """
+    from autoresearch.facade import NeuroLink
+
+    root = _find_repo(repo)
+    specs = param_specs(param, exclude_param)
+    initialised = (root / ".autoresearch" / "config.json").exists()
+    if not initialised and (not target or run_command is None):
+        _usage_error(
+            f"{root} is not initialised: pass --target FILE and --run-command CMD to preview "
+            "its search space"
+        )
+
+    async def main() -> SearchSpace:
+        neurolink = NeuroLink()
+        if initialised:
+            config = await neurolink.load_research_worker(root)
+            base = config.config
+            overrides: dict[str, Any] = {}
+            if target:
+                overrides["mutable_paths"] = _split(target)
+            if run_command is not None:
+                overrides["run_command"] = run_command
+            if specs:
+                overrides["params"] = [*base.params, *specs]
+            await config.aclose()
+            return await neurolink.search_space(base, **overrides)
+        return await neurolink.search_space(
+            repo_path=root,
+            mutable_paths=_split(target),
+            run_command=run_command,
+            metric={"name": "metric"},
+            params=specs,
+        )
+
+    space = _run(main)
+    if as_json:
+        typer.echo(space_json(space))
+        return
+    _out().print(space_table(space))
+    _out().print(space_summary(space, listed=True), markup=False)
+    for note in space.notes:
         _out().print(f"note: {note}", markup=False)
 
 
@@ -438,16 +525,20 @@ def run(
     slots: SlotsOpt = None,
     gpus: GpusOpt = None,
     gpus_per_slot: GpusPerSlotOpt = None,
+    sampler: SamplerOpt = None,
 ) -> None:
     """Run cycles until --max-runs, Ctrl-C or a stop; Ctrl-C restores the best commit.
 
-    --slots, --gpus and --gpus-per-slot replace the saved settings (and are saved).
+    --slots, --gpus, --gpus-per-slot and --sampler replace the saved settings (and are saved).
     """
+    overrides = _slot_options(slots, gpus, gpus_per_slot)
+    if sampler is not None:
+        overrides["sampler"] = sampler.value
     results = _research(
         repo,
         quiet,
         lambda worker: worker.run(max_cycles=max_runs, hint=hint),
-        _slot_options(slots, gpus, gpus_per_slot),
+        overrides,
     )
     if results:
         kept = sum(r.status == "keep" for r in results)

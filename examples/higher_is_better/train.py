@@ -18,7 +18,7 @@ BATCH_SIZE = 64
 DEGREE = 1
 
 # Fixed for every run, so results are comparable: do not tune it.
-COMPUTE_BUDGET = 6 * 10**4  # sample-gradients; an expression, so it is not tuned
+COMPUTE_BUDGET = 6 * 10**4  # sample-gradients; a budget, so the proposer leaves it out
 SEED = 7
 
 

@@ -1,0 +1,169 @@
+"""``--param``/``--exclude-param``/``--sampler`` and the ``params`` listing.
+
+``--param NAME`` brings back a parameter discovery left out; ``--param NAME=LOW:HIGH`` sets its
+range, optionally followed by ``:log``, ``:linear``, ``:pow2``, ``:log1m`` or ``:int``
+(``--param lr=1e-4:1e-2:log``); ``--param NAME=A|B|C`` lists choices (strings, booleans or
+numbers). ``--exclude-param NAME`` leaves one out.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from autoresearch.cli.args import _split
+
+if TYPE_CHECKING:
+    from autoresearch.params import Param, SearchSpace
+
+__all__ = ["ExcludeParamOpt", "ParamOpt", "Sampler", "SamplerOpt", "param_specs"]
+
+_SCALES = {"log", "linear", "pow2", "log1m"}
+
+
+class Sampler(enum.StrEnum):
+    """Which point of the search space the offline proposer tries next."""
+
+    LOCAL = "local"
+    RANDOM = "random"
+    TPE = "tpe"
+    CMAES = "cmaes"
+
+
+ParamOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Edit the search space: NAME (bring it back), NAME=LOW:HIGH[:log|linear|pow2|int], "
+        "NAME=A|B|C (choices). Repeatable."
+    ),
+]
+ExcludeParamOpt = Annotated[
+    list[str] | None,
+    typer.Option(help="Leave a parameter out of the search (comma-separated, repeatable)."),
+]
+SamplerOpt = Annotated[
+    Sampler | None,
+    typer.Option(
+        help="How the offline proposer picks the next point: local (ours), random, "
+        "tpe or cmaes (Optuna's; pip install 'autoresearch[optuna]'). [default: local]"
+    ),
+]
+
+
+def _number(text: str, item: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{item!r}: {text!r} is not a number (NAME=LOW:HIGH[:log|linear|pow2|int])",
+            param_hint="--param",
+        ) from None
+
+
+def _choice(text: str) -> bool | int | float | str:
+    lowered = text.strip()
+    if lowered in ("true", "True"):
+        return True
+    if lowered in ("false", "False"):
+        return False
+    for kind in (int, float):
+        try:
+            return kind(lowered)
+        except ValueError:
+            pass
+    return lowered
+
+
+def param_specs(params: list[str] | None, excludes: list[str] | None) -> list[dict[str, Any]]:
+    """The ``params`` entries of the configuration that the two options describe."""
+    specs: list[dict[str, Any]] = []
+    for item in params or []:
+        name, sep, rest = item.partition("=")
+        name = name.strip()
+        if not name:
+            raise typer.BadParameter(f"{item!r} has no NAME", param_hint="--param")
+        if not sep:
+            specs.append({"name": name, "include": True})
+            continue
+        if "|" in rest:
+            choices = [_choice(c) for c in rest.split("|") if c.strip()]
+            specs.append({"name": name, "choices": choices})
+            continue
+        parts = rest.split(":")
+        if len(parts) < 2:
+            raise typer.BadParameter(
+                f"{item!r}: give a range LOW:HIGH or choices A|B|C", param_hint="--param"
+            )
+        spec: dict[str, Any] = {
+            "name": name,
+            "low": _number(parts[0], item),
+            "high": _number(parts[1], item),
+        }
+        for flag in parts[2:]:
+            if flag == "int":
+                spec["integer"] = True
+            elif flag in _SCALES:
+                spec["scale"] = flag
+            else:
+                raise typer.BadParameter(
+                    f"{item!r}: {flag!r} is not one of log, linear, pow2, log1m, int",
+                    param_hint="--param",
+                )
+        specs.append(spec)
+    specs.extend({"name": name, "exclude": True} for name in _split(excludes))
+    return specs
+
+
+def _range(param: Param) -> str:
+    if param.kind == "choice":
+        return "|".join(str(c) for c in param.choices or [])
+    if param.low is None or param.high is None:
+        return ""
+    suffix = "" if param.scale == "linear" else f" {param.scale}"
+    return f"{param.low:g}..{param.high:g}{suffix}"
+
+
+def space_table(space: SearchSpace) -> Table:
+    """The params listing: tuned parameters first, then those left out and why."""
+    table = Table(show_edge=False, pad_edge=False, box=None)
+    for column in ("name", "where", "style", "value", "range", "why"):
+        table.add_column(column, overflow="fold")
+    ordered = sorted(space.params, key=lambda p: (not p.tuned, p.path, p.line))
+    for param in ordered:
+        why = param.reason if param.tuned else f"left out: {param.excluded}"
+        table.add_row(
+            param.key,
+            f"{param.path}:{param.line}",
+            param.style,
+            str(param.value),
+            _range(param) if param.tuned else "",
+            why,
+            style=None if param.tuned else "dim",
+        )
+    return table
+
+
+def space_json(space: SearchSpace) -> str:
+    """The space as JSON (camelCase; the value's character span left out)."""
+    data = space.to_json_dict()
+    for param in data["params"]:
+        for key in ("start", "end", "text"):
+            param.pop(key, None)
+    return json.dumps(data, indent=2)
+
+
+def space_summary(space: SearchSpace, limit: int = 8, *, listed: bool = False) -> str:
+    """One line: what will be tuned and how much was left out (``listed``: under the table)."""
+    tuned = space.tuned
+    names = ", ".join(p.key for p in tuned[:limit]) + (" …" if len(tuned) > limit else "")
+    left = len(space.params) - len(tuned)
+    shown = f" ({names})" if tuned else ""
+    where = " " if listed else "; see `autoresearch params` "
+    return (
+        f"search space: {len(tuned)} parameter(s) to tune{shown}, {left} left out{where}"
+        "(edit with --param / --exclude-param)"
+    )
