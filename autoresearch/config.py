@@ -45,8 +45,9 @@ __all__ = [
 Direction = Literal["lower", "higher"]
 """Which way the metric improves."""
 
-ProposerKind = Literal["local", "llm", "agent"]
-"""Who invents the changes: the offline tuner, a chat model, or a coding-agent CLI."""
+ProposerKind = Literal["local", "llm", "agent", "hybrid"]
+"""Who invents the changes: the offline tuner, a chat model, a coding-agent CLI, or the hybrid
+(the offline tuner's sampler for numeric values, a chat model for code changes)."""
 SamplerName = Literal["local", "random", "tpe", "cmaes"]
 """How the offline proposer picks the next configuration: ``local`` (ours, the default),
 ``random``, or Optuna's ``tpe`` and ``cmaes`` (the ``optuna`` extra)."""
@@ -246,8 +247,8 @@ class ResearchConfig(CamelModel):
     validate_command: str | None = None
     min_improvement: float = 0.0
     proposer: ProposerKind | None = None
-    """``local``, ``llm`` or ``agent``; None: ``agent`` with an ``agent_command``, else ``llm``
-    with a provider, else ``local``."""
+    """``local``, ``llm``, ``agent`` or ``hybrid``; None: ``agent`` with an ``agent_command``,
+    else ``llm`` with a provider, else ``local``."""
     agent_command: str | None = None
     """The coding agent's shell command (the agent proposer); it reads the prompt from the file
     named by ``AUTORESEARCH_PROMPT_FILE``."""
@@ -409,7 +410,7 @@ class ResearchConfig(CamelModel):
                 'agent (--agent-command), for example: claude -p "$(cat '
                 '"$AUTORESEARCH_PROMPT_FILE")" --permission-mode acceptEdits'
             )
-        if self.proposer in ("local", "llm") and command is not None:
+        if self.proposer in ("local", "llm", "hybrid") and command is not None:
             raise ValueError(
                 f"agent_command: only the agent proposer runs a command, not {self.proposer!r}; "
                 "drop the command or choose proposer 'agent'"

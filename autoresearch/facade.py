@@ -134,7 +134,8 @@ class NeuroLink:
         ``force`` is true; with ``force`` the configuration is replaced and the results kept.
         """
         worker = self.create_research_worker(config, proposer=proposer, **options)
-        if proposer is None and (worker.config.provider or LOCAL_PROVIDER) == LOCAL_PROVIDER:
+        tunes = worker.config.proposer_kind in ("local", "hybrid")
+        if tunes and not isinstance(proposer, Proposer):
             from autoresearch.params import frozen_specs
             from autoresearch.params.load import search_space_of
 
@@ -277,21 +278,27 @@ class NeuroLink:
                 timeout_s=config.agent_timeout_ms / 1000,
                 kill_grace_s=config.kill_grace_ms / 1000,
             )
-        if kind == "local":
-            from autoresearch.proposers.local import LocalProposer
+        from autoresearch.proposers.local import LocalProposer
 
-            return LocalProposer(
-                seed=config.seed, sampler=config.sampler, direction=config.metric.direction
-            )
+        sampler = LocalProposer(
+            seed=config.seed, sampler=config.sampler, direction=config.metric.direction
+        )
+        if kind == "local":
+            return sampler
         from autoresearch.proposers.llm import LLMProposer
 
         if (config.provider or self.provider or LOCAL_PROVIDER) == LOCAL_PROVIDER:
             raise ConfigError(
-                "provider: the llm proposer needs a model provider (--provider), for example "
-                "anthropic, openai or ollama",
+                f"provider: the {kind} proposer needs a model provider (--provider), for "
+                "example anthropic, openai or ollama",
                 field="provider",
             )
-        return LLMProposer(self.chat_model(config))
+        model = LLMProposer(self.chat_model(config))
+        if kind == "hybrid":
+            from autoresearch.proposers.hybrid import HybridProposer
+
+            return HybridProposer(sampler, model)
+        return model
 
     @property
     def tasks(self) -> TaskManager:

@@ -6,11 +6,13 @@ so the number of calls and the size of the prompts are measured without a networ
 Two scripts, each a fresh copy of the quickstart example, 1 baseline + N cycles:
 
 - ``combined``: every plan reply carries its edits (the protocol's one-call path);
-- ``plan-then-edits``: plan replies carry no edits, so implement asks for them (two calls).
+- ``plan-then-edits``: plan replies carry no edits, so implement asks for them (two calls);
+- ``hybrid``: the hybrid proposer (our sampler for the numbers, the model, answering as in
+  ``combined``, on its turns), with its default turns.
 
 The script doubles ``LEARNING_RATE`` as read from the prompt each cycle; no repair is ever
 needed. Token counts are the scripted model's estimate, four characters a token. Target: at
-most 2 calls per cycle without repair.
+most 2 calls per cycle without repair, for the llm and the hybrid proposer.
 
     python benchmarks/bench_llm_calls.py [--quick]
 """
@@ -29,7 +31,10 @@ import anyio
 
 from autoresearch import NeuroLink, ScriptedChatModel
 from autoresearch.cli.quickstart import create_quickstart
+from autoresearch.proposers.base import Proposer
+from autoresearch.proposers.hybrid import HybridProposer
 from autoresearch.proposers.llm import LLMProposer
+from autoresearch.proposers.local import LocalProposer
 from autoresearch.providers.base import ChatRequest
 
 _RATE = re.compile(r"LEARNING_RATE = ([0-9.e+-]+)")
@@ -63,6 +68,9 @@ async def one_run(label: str, combined: bool, cycles: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"llm-calls-{label}-") as tmp:
         repo = await create_quickstart(Path(tmp) / "quickstart")
         model = ScriptedChatModel(script(combined))
+        proposer: Proposer = LLMProposer(model)
+        if label == "hybrid":
+            proposer = HybridProposer(LocalProposer(seed=0), LLMProposer(model))
         worker = NeuroLink().create_research_worker(
             repo_path=repo,
             mutable_paths=["train.py"],
@@ -70,21 +78,24 @@ async def one_run(label: str, combined: bool, cycles: int) -> dict[str, Any]:
             run_command=f"{sys.executable} train.py",
             metric=_common.METRIC,
             tag=label,
-            proposer=LLMProposer(model),
+            proposer=proposer,
         )
         await worker.run(max_cycles=cycles + 1)
         await worker.aclose()
         records = worker.history[1:]
     usages = [r.usage for r in records if r.usage is not None]
+    by_model = [r for r in records if (r.proposal or {}).get("by", "model") == "model"]
     return {
         "run": label,
         "cycles": len(records),
         "statuses": sorted({r.status for r in records}),
         "repairs": sum(1 for r in records if "repair" in r.description),
-        "calls_per_cycle": _common.summary([u.calls for u in usages]),
-        "input_tokens_per_cycle": _common.summary([u.input_tokens for u in usages]),
-        "output_tokens_per_cycle": _common.summary([u.output_tokens for u in usages]),
+        "calls_per_cycle": _common.summary([r.usage.calls if r.usage else 0 for r in records]),
+        # tokens per call of the model (the sampler's cycles send nothing)
+        "input_tokens_per_cycle": _common.summary([u.input_tokens for u in usages if u.calls]),
+        "output_tokens_per_cycle": _common.summary([u.output_tokens for u in usages if u.calls]),
         "requests": len(model.requests),
+        "model_cycles": len(by_model),
     }
 
 
@@ -94,12 +105,14 @@ def main() -> None:
     runs = [
         anyio.run(one_run, "combined", True, cycles),
         anyio.run(one_run, "plan-then-edits", False, cycles),
+        anyio.run(one_run, "hybrid", True, cycles),
     ]
     worst = max(r["calls_per_cycle"]["max"] for r in runs)
     rows = [
         (
             r["run"],
             r["cycles"],
+            r["model_cycles"],
             ", ".join(r["statuses"]),
             _common.fmt(r["calls_per_cycle"]["mean"]),
             _common.fmt(r["calls_per_cycle"]["max"], 0),
@@ -111,7 +124,16 @@ def main() -> None:
     print(
         _common.table(
             f"LLM proposer on the quickstart with a scripted model, {cycles} cycles per run",
-            ["script", "cycles", "statuses", "calls / cycle", "max", "input tokens", "output"],
+            [
+                "script",
+                "cycles",
+                "model's",
+                "statuses",
+                "calls / cycle",
+                "max",
+                "input tokens (model cycle)",
+                "output",
+            ],
             rows,
         )
     )

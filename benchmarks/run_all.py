@@ -111,7 +111,7 @@ def headline(name: str, data: dict) -> str:
         calls = {r["run"]: r["calls_per_cycle"]["max"] for r in data["runs"]}
         return (
             f"calls per cycle: combined {calls['combined']:.0f}, plan then edits "
-            f"{calls['plan-then-edits']:.0f} (target <= 2)"
+            f"{calls['plan-then-edits']:.0f}, hybrid {calls.get('hybrid', 0):.0f} (target <= 2)"
         )
     if name == "real_scripts":
         last = data["cuts"][-1]

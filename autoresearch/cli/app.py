@@ -98,6 +98,7 @@ class ProposerChoice(enum.StrEnum):
     LOCAL = "local"
     LLM = "llm"
     AGENT = "agent"
+    HYBRID = "hybrid"
 
 
 class MemoryUnit(enum.StrEnum):
@@ -167,7 +168,8 @@ def init(
     proposer: Annotated[
         ProposerChoice | None,
         typer.Option(
-            help="local (offline tuner), llm (a model provider) or agent (a coding-agent CLI). "
+            help="local (offline tuner), llm (a model provider), agent (a coding-agent CLI) or "
+            "hybrid (the tuner for numbers, a model for code). "
             "[default: agent with --agent-command, llm with --provider, else local]"
         ),
     ] = None,
@@ -330,7 +332,7 @@ def init(
         neurolink.get_event_emitter().on("autoresearch:notice", lambda e: notes.append(e.message))
         worker = await neurolink.init_research(force=force, **options)
         await worker.aclose()
-        if (worker.config.provider or "local") == "local":
+        if worker.config.proposer_kind in ("local", "hybrid"):
             spaces.append(await neurolink.search_space(worker.config))
         return worker
 
@@ -419,6 +421,8 @@ def _proposer_name(config: ResearchConfig) -> str:
     kind = config.proposer_kind
     if kind == "llm":
         return str(config.provider)
+    if kind == "hybrid":
+        return f"hybrid ({config.sampler} sampler, {config.provider})"
     return kind
 
 

@@ -18,7 +18,7 @@ The wire protocol is documented for people who point their own models and test d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,7 +67,9 @@ class LLMProposer:
     latest results the model sees (fewer if the context budget requires it); ``structured``
     sends the reply schema with every request (see the module docstring). The plan's
     ``metadata`` (``proposal`` in runs.jsonl) names the provider and model and counts the calls
-    the cycle made; the prompts themselves are never stored.
+    the cycle made; the prompts themselves are never stored. ``brief``, when set, returns a
+    section added to the context message before the task (the hybrid proposer's account of the
+    numeric search); it is called once a call.
     """
 
     name = "llm"
@@ -92,6 +94,7 @@ class LLMProposer:
         self.temperature = temperature
         self.history_rows = history_rows
         self.structured = structured
+        self.brief: Callable[[ResearchContext], str | None] | None = None
         self._turn: _Turn | None = None
 
     async def prime(self, history: Sequence[RunRecord]) -> None:
@@ -178,6 +181,7 @@ class LLMProposer:
             task=PLAN_TASK,
             follow_ups=follow_ups,
             history_rows=self.history_rows,
+            brief=self.brief(context) if self.brief is not None else None,
         )
 
     @staticmethod

@@ -5,13 +5,14 @@ change, so providers can cache it: the role and the rules (which paths may chang
 its direction, the time limit, the reply shapes), the research program, the read-only files and
 the repository's file list. The **context message** (the first user message) changes every
 cycle: every mutable file in full with line numbers, the results so far, the last failure's log
-tail, near misses, the user's hint and the task. Later messages of the same cycle (the plan the
+tail, near misses, a brief from another proposer (the hybrid proposer's numeric search), the
+user's hint and the task. Later messages of the same cycle (the plan the
 model gave, a refused edit and why) follow it.
 
 ``config.context_budget`` bounds the characters of the system text plus all messages. When a
 prompt is over budget, :func:`build_prompt` shortens it in the order of :data:`TRUNCATION_ORDER`,
-one step at a time, and stops as soon as it fits. The rules, the metric summary, the hint, the
-task and the follow-up messages are never shortened.
+one step at a time, and stops as soon as it fits. The rules, the metric summary, the brief, the
+hint, the task and the follow-up messages are never shortened.
 """
 
 from __future__ import annotations
@@ -223,6 +224,8 @@ class _Parts:
     hint: str | None
     task: str
     follow_ups: list[ChatMessage]
+    brief: str | None = None
+    """A section another proposer adds before the hint (the hybrid's numeric search)."""
     cut: dict[str, int] = field(default_factory=dict)
     """Characters removed per section key (``program``, ``immutable:<path>`` …)."""
     dropped: list[str] = field(default_factory=list)
@@ -281,6 +284,7 @@ def _parts(
     task: str,
     follow_ups: Sequence[ChatMessage],
     history_rows: int,
+    brief: str | None = None,
 ) -> _Parts:
     program_name = _program_name(context)
     program = context.program
@@ -310,6 +314,7 @@ def _parts(
         hint=hint.strip() if hint and hint.strip() else None,
         task=task,
         follow_ups=list(follow_ups),
+        brief=brief,
     )
 
 
@@ -390,6 +395,8 @@ def _render_context(parts: _Parts) -> str:
         blocks.append(f"{parts.log_label}\n{fenced(tail)}")
     elif "log-tail" in parts.dropped:
         blocks.append(f"{parts.log_label}\n(not shown: cut to fit the context budget)")
+    if parts.brief:
+        blocks.append(parts.brief)
     if parts.hint:
         blocks.append(f"# Hint from the user\n{parts.hint}")
     blocks.append(parts.task)
@@ -514,6 +521,7 @@ def build_prompt(
     task: str = PLAN_TASK,
     follow_ups: Sequence[ChatMessage] = (),
     history_rows: int = 20,
+    brief: str | None = None,
 ) -> Prompt:
     """The system text and messages for one call, shortened to ``context_budget`` if needed.
 
@@ -522,7 +530,13 @@ def build_prompt(
     exhausted, it is sent as it is: the rules, the task and the follow-ups are never cut.
     """
     parts = _parts(
-        context, analysis, hint, task=task, follow_ups=follow_ups, history_rows=history_rows
+        context,
+        analysis,
+        hint,
+        task=task,
+        follow_ups=follow_ups,
+        history_rows=history_rows,
+        brief=brief,
     )
     budget = context.config.context_budget
     over = _size(parts) - budget
