@@ -40,7 +40,8 @@ class LocalProposer:
 
     ``sampler`` is ``local`` (ours), ``random``, ``tpe`` or ``cmaes`` (Optuna), or a
     :class:`~autoresearch.samplers.Sampler`. ``direction`` is the metric's, for samplers that
-    model the metric itself.
+    model the metric itself. ``max_params_per_step`` caps how many parameters our sampler moves
+    at once (``None``: two, or a third of them in a space of more than six).
     """
 
     name = "local"
@@ -48,12 +49,12 @@ class LocalProposer:
     def __init__(
         self,
         seed: int = 0,
-        max_params_per_step: int = 2,
+        max_params_per_step: int | None = None,
         *,
         sampler: str | Sampler = "local",
         direction: Literal["lower", "higher"] = "lower",
     ) -> None:
-        if max_params_per_step < 1:
+        if max_params_per_step is not None and max_params_per_step < 1:
             raise ValueError(f"max_params_per_step must be at least 1, got {max_params_per_step}")
         self.seed = seed
         self.max_params_per_step = max_params_per_step

@@ -26,7 +26,7 @@ __all__ = [
 SAMPLERS: tuple[SamplerName, ...] = ("local", "random", "tpe", "cmaes")
 
 
-def make_sampler(name: str, seed: int = 0, max_params_per_step: int = 2) -> Sampler:
+def make_sampler(name: str, seed: int = 0, max_params_per_step: int | None = None) -> Sampler:
     """The sampler called ``name``; :class:`ConfigError` when Optuna is needed and missing."""
     if name == "local":
         return LocalSampler(max_params_per_step)

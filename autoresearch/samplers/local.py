@@ -1,7 +1,9 @@
 """Our sampler: an adaptive local search around the best configuration.
 
 It moves one parameter (sometimes two) per trial, in the parameter's own coordinate (one unit is
-"double or halve" on log scales and powers of two, an eighth of the range on linear ones). Each
+"double or halve" on log scales and powers of two, an eighth of the range on linear ones). In a
+space of more than six parameters, half the trials move several at once, up to a third of them:
+one or two at a time is too slow to cross a large space in a few dozen runs. Each
 parameter keeps a step and a preferred direction: a kept change grows the step and repeats the
 direction, a discarded one shrinks it and turns around. A crash shrinks the step, turns around
 and remembers the value; only when two different values crash beyond the best, with no value
@@ -31,6 +33,7 @@ _ATTEMPTS = 48
 _SWEEP_LEVELS = 32
 _PAIR_LEVELS = 16
 _PATTERN = 0.6  # how often a kept move is repeated as it was
+_WIDE = 6  # more parameters than this: move more of them at once
 _FAILED = ("crash", "timeout")
 
 
@@ -93,10 +96,12 @@ class LocalSampler:
 
     name = "local"
 
-    def __init__(self, max_params_per_step: int = 2) -> None:
-        if max_params_per_step < 1:
+    def __init__(self, max_params_per_step: int | None = None) -> None:
+        if max_params_per_step is not None and max_params_per_step < 1:
             raise ValueError(f"max_params_per_step must be at least 1, got {max_params_per_step}")
         self.max_params_per_step = max_params_per_step
+        """At most this many parameters move in one trial; ``None``: 2, or a third of the
+        parameters in a space of more than six."""
         self._states: dict[str, _State] = {}
         self._pattern: list[str] = []
         self._coords: dict[str, Callable[[Value], float]] = {}
@@ -209,9 +214,14 @@ class LocalSampler:
         current: Config,
         boost: float,
     ) -> Config:
-        count = 1
-        most = min(self.max_params_per_step, len(keys))
-        if most >= 2 and rng.random() < 0.25:
+        count, chance = 1, 0.25
+        most = self.max_params_per_step
+        if most is None:
+            most = 2
+            if len(keys) > _WIDE:
+                most, chance = len(keys) // 3, 0.5
+        most = min(most, len(keys))
+        if most >= 2 and rng.random() < chance:
             count = rng.randint(2, most)
         pool, pool_weights = list(keys), list(weights)
         changed: Config = {}
@@ -270,7 +280,7 @@ class LocalSampler:
                 for new in near(key, level):
                     if not seen({**current, key: new}):
                         return {key: new}
-        if self.max_params_per_step < 2:
+        if self.max_params_per_step == 1:
             return None
         for total in range(2 * _PAIR_LEVELS - 1):
             for level_a in range(
