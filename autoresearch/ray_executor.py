@@ -37,10 +37,12 @@ import json
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -68,6 +70,8 @@ NAMESPACE = "autoresearch"
 """The Ray namespace of the run actors (their names are recorded for orphan cleanup)."""
 
 _POLL_S = 0.25
+_CONNECT_TIMEOUT_S = 5.0  # the TCP probe of the head's address
+_INIT_TIMEOUT_S = 60.0  # ray.init as a whole
 _CLEANUP_MARGIN_S = 10.0  # on top of the kill grace, for the node to stop and report
 _MARKER_ENV = "AUTORESEARCH_RAY_RUN"  # every process of a remote run carries it
 _LOG_TAIL_BYTES = 64 * 1024
@@ -141,7 +145,7 @@ class RayExecutor:
             if self._ray is None:
                 ray = import_ray()
                 self._check_shared()
-                await anyio.to_thread.run_sync(self._connect, ray)
+                await anyio.to_thread.run_sync(self._connect_in_time, ray)
                 self._host_class = ray.remote(_RunHost)
                 self._ray = ray
             await self._kill_orphans()
@@ -157,9 +161,43 @@ class RayExecutor:
                 field="ray.shared_path",
             )
 
+    def _connect_in_time(self, ray: Any) -> None:
+        """:meth:`_connect` with a deadline: Ray can wait for ever on a head it cannot reach.
+
+        The connection is made in a daemon thread of its own, so that one that hangs is left
+        behind (it ends with the process) instead of holding the engine.
+        """
+        done = threading.Event()
+        failure: list[BaseException] = []
+
+        def connect() -> None:
+            try:
+                self._connect(ray)
+            except BaseException as exc:
+                failure.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=connect, name="autoresearch-ray-connect", daemon=True).start()
+        if not done.wait(_INIT_TIMEOUT_S):
+            shown = self.spec.address or os.environ.get("RAY_ADDRESS") or "a local Ray instance"
+            raise ConfigError(
+                f"ray.address: no answer from the Ray cluster at {shown} within "
+                f"{_INIT_TIMEOUT_S:g} s (is the address the one `ray start` printed?)",
+                field="ray.address",
+            )
+        if failure:
+            raise failure[0]
+
     def _connect(self, ray: Any) -> None:
         address = self.spec.address
         shown = address or os.environ.get("RAY_ADDRESS") or "a local Ray instance"
+        problem = _unreachable(address or os.environ.get("RAY_ADDRESS"))
+        if problem is not None:
+            raise ConfigError(
+                f"ray.address: could not connect to the Ray cluster at {shown}: {problem}",
+                field="ray.address",
+            )
         if ray.is_initialized():
             ray.shutdown()  # another address or namespace: connect afresh
         try:
@@ -620,6 +658,26 @@ def _write_atomic(path: Path, text: str) -> None:
 def _inside(path: Path, folder: Path) -> bool:
     inner, outer = PurePosixPath(path.resolve()).parts, PurePosixPath(folder.resolve()).parts
     return inner[: len(outer)] == outer
+
+
+def _unreachable(address: str | None) -> str | None:
+    """Why nothing listens at ``address`` (``HOST:PORT`` or ``ray://HOST:PORT``), if so.
+
+    Ray itself waits minutes for a head that is not there; a plain TCP connection answers in
+    seconds. ``auto``, ``local`` and no address at all are left to Ray (they find or start a
+    cluster on this machine and fail fast).
+    """
+    if not address or address in ("auto", "local"):
+        return None
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return f"{address!r} is not HOST:PORT, ray://HOST:PORT or auto"
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=_CONNECT_TIMEOUT_S):
+            return None
+    except OSError as exc:
+        return exc.strerror or str(exc) or type(exc).__name__
 
 
 def _first_line(exc: BaseException) -> str:
