@@ -72,6 +72,7 @@ NAMESPACE = "autoresearch"
 _POLL_S = 0.25
 _CONNECT_TIMEOUT_S = 5.0  # the TCP probe of the head's address
 _INIT_TIMEOUT_S = 60.0  # ray.init as a whole
+_KILL_WAIT_S = 5.0  # for a killed actor to be gone
 _CLEANUP_MARGIN_S = 10.0  # on top of the kill grace, for the node to stop and report
 _MARKER_ENV = "AUTORESEARCH_RAY_RUN"  # every process of a remote run carries it
 _LOG_TAIL_BYTES = 64 * 1024
@@ -129,13 +130,14 @@ class RayExecutor:
         self._ray: ModuleType | None = None
         self._host_class: Any = None
         self._live: set[str] = set()
+        self._orphans_checked = False
         self._record_lock = anyio.Lock()
         self._connect_lock = anyio.Lock()
 
     # -- connecting ------------------------------------------------------------------------
 
     async def prepare(self) -> None:
-        """Connect to the cluster, check that a run fits on it, kill a previous run's orphans.
+        """Connect to the cluster and check that a run fits on it (writes nothing).
 
         Raises :class:`ConfigError` when Ray is not installed, when the cluster cannot be
         reached (the message names the address), when no node has what a run asks for, or
@@ -148,7 +150,6 @@ class RayExecutor:
                 await anyio.to_thread.run_sync(self._connect_in_time, ray)
                 self._host_class = ray.remote(_RunHost)
                 self._ray = ray
-            await self._kill_orphans()
 
     def _check_shared(self) -> None:
         shared = self.spec.shared_path
@@ -231,8 +232,15 @@ class RayExecutor:
     # -- one run ---------------------------------------------------------------------------
 
     async def run(self, request: RunRequest) -> RunOutcome:
-        """Run ``request`` on the cluster; a lost node gets the run one more try."""
+        """Run ``request`` on the cluster; a lost node gets the run one more try.
+
+        The first run also kills what an engine killed outright left running (the runs are
+        started by the process that holds the repository, so those are nobody's).
+        """
         await self.prepare()
+        if not self._orphans_checked:
+            self._orphans_checked = True
+            await self._kill_orphans()
         archive = None
         if not self._shared(request.cwd):
             try:
@@ -298,7 +306,7 @@ class RayExecutor:
                 await anyio.to_thread.run_sync(sink.close)
                 if host is not None:
                     await anyio.to_thread.run_sync(self._call, host.close)
-                    await anyio.to_thread.run_sync(_kill_quietly, ray, host)
+                    await anyio.to_thread.run_sync(_kill_quietly, ray, host, name)
                 await self._forget(name)
         size, tail, disk_full, error = await anyio.to_thread.run_sync(
             _read_log, request.log_path, _LOG_TAIL_BYTES
@@ -622,9 +630,21 @@ def _open_sink(path: Path) -> BinaryIO:
     return path.open("wb", buffering=0)
 
 
-def _kill_quietly(ray: Any, host: Any) -> None:
+def _kill_quietly(ray: Any, host: Any, name: str | None = None) -> None:
+    """Kill the actor ``host``; with its ``name``, wait (briefly) until Ray has let it go."""
     with contextlib.suppress(Exception):
         ray.kill(host, no_restart=True)
+    if name is None:
+        return
+    deadline = time.monotonic() + _KILL_WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            ray.get_actor(name, namespace=NAMESPACE)
+        except ValueError:
+            return  # gone
+        except Exception:
+            return  # the cluster cannot tell; nothing more to do here
+        time.sleep(0.05)
 
 
 def _kill_named(ray: Any, names: list[str]) -> int:
@@ -634,7 +654,7 @@ def _kill_named(ray: Any, names: list[str]) -> int:
             actor = ray.get_actor(name, namespace=NAMESPACE)
         except ValueError:
             continue  # gone already
-        _kill_quietly(ray, actor)
+        _kill_quietly(ray, actor, name)
         killed += 1
     return killed
 

@@ -677,6 +677,8 @@ class ResearchWorker:
     async def _prepare(self) -> None:
         found = await check_repository(self.config)
         self.config = found.config  # its tag chosen
+        if isinstance(self.executor, Preparing):  # a cluster that cannot be used stops us here
+            await self.executor.prepare()
         # Nothing has been written up to here; from now on the repository is ours to set up,
         # and no other process may write to it while this worker lives.
         self._lock = await self.workspace.acquire_lock()
@@ -691,8 +693,6 @@ class ResearchWorker:
 
     async def _set_up(self, found: Preflight) -> None:
         git, config, state = found.git, self.config, found.state
-        if isinstance(self.executor, Preparing):  # a cluster that cannot be used stops us here
-            await self.executor.prepare()
         self._keeper = keeper = Keeper(git, config, self.emitter)
         await git.exclude("/.autoresearch/")
         await git.exclude(f".*{TEMP_SUFFIX}")

@@ -27,7 +27,7 @@ from autoresearch import NeuroLink, ScriptedProposer
 from autoresearch.config import RaySpec
 from autoresearch.executor import RunRequest
 from autoresearch.ray_executor import RayExecutor
-from tests.conftest import PY, ROOT, Recorder, base_config, make_repo
+from tests.conftest import PY, ROOT, Recorder, base_config, make_repo, snapshot
 from tests.test_reliability import assert_invariants
 from tests.test_slots import knob, overlapped
 from tests.test_worker import runs
@@ -320,3 +320,119 @@ async def test_a_worker_lost_twice_is_one_crash_and_the_loop_goes_on(
     assert "(node lost: " in str(records[0]["description"])
     assert [r.status for r in results] == ["crash", "keep"]
     assert_invariants(repo)
+
+
+# -- without a cluster: settings, the command line, and the one-line errors ---------------------
+
+
+def test_ray_settings_take_both_spellings_and_refuse_local_gpu_indices(tmp_path: Path) -> None:
+    from autoresearch.config import load_config
+    from autoresearch.errors import ConfigError
+
+    repo = two_repo(tmp_path / "repo")
+    config = load_config(
+        base_config(repo, backend="ray", ray={"numGpus": 2, "sharedPath": "/mnt/shared"})
+    )
+    assert config.ray is not None and config.ray.num_gpus == 2
+    assert config.ray_spec.shared_path == "/mnt/shared"
+    # Not given: each run asks for gpus_per_slot GPUs.
+    assert load_config(base_config(repo, backend="ray", gpusPerSlot=3)).ray_spec.num_gpus == 3
+    with pytest.raises(ConfigError) as bad:
+        load_config(base_config(repo, backend="ray", gpus=[0, 1]))
+    assert bad.value.field == "gpus"
+    assert "Ray assigns the GPUs" in str(bad.value)
+    with pytest.raises(ConfigError) as bad:
+        load_config(base_config(repo, backend="ray", ray={"sharedPath": "relative/dir"}))
+    assert "absolute" in str(bad.value)
+
+
+def _cli(repo: Path, *args: str, pythonpath: str = "") -> subprocess.CompletedProcess[str]:
+    path = os.pathsep.join(p for p in (pythonpath, str(ROOT)) if p)
+    return subprocess.run(
+        [sys.executable, "-m", "autoresearch", *args],
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": path, "RAY_ADDRESS": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+INIT = ["init", "--target", "train.py", "--run-command", f"{PY} train.py"]
+INIT += ["--metric-name", "val_bpb", "--tag", "t1"]
+
+
+def test_the_cli_saves_the_backend_and_an_unreachable_cluster_is_one_line(
+    tmp_path: Path,
+) -> None:
+    repo = two_repo(tmp_path / "repo")
+    done = _cli(repo, *INIT)
+    assert done.returncode == 0, done.stderr
+    closed = f"127.0.0.1:{_free_port()}"
+    before = (repo / ".autoresearch" / "config.json").read_text()
+    ran = _cli(repo, "run", "--max-runs", "1", "--ray-address", closed)
+    assert ran.returncode == 2
+    lines = ran.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in ran.stderr
+    assert f"could not connect to the Ray cluster at {closed}" in lines[0]
+    assert (repo / ".autoresearch" / "config.json").read_text() == before
+    assert not (repo / ".autoresearch" / "runs.jsonl").exists()
+    bad = _cli(repo, "run", "--backend", "local", "--ray-address", closed)
+    assert bad.returncode == 2 and "--ray-address is for --backend ray" in bad.stderr
+
+
+def test_without_ray_installed_the_ray_backend_is_one_line_saying_how_to_install_it(
+    tmp_path: Path,
+) -> None:
+    fake = tmp_path / "fake"
+    (fake / "ray").mkdir(parents=True)
+    (fake / "ray" / "__init__.py").write_text("raise ImportError('No module named ray')\n")
+    repo = two_repo(tmp_path / "repo")
+    before = snapshot(repo)
+    done = _cli(repo, *INIT, "--backend", "ray", pythonpath=str(fake))
+    assert snapshot(repo) == before
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr
+    assert "pip install 'autoresearch[ray]'" in lines[0]
+
+
+async def test_without_ray_the_sdk_raises_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autoresearch.errors import ConfigError
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
+    repo = two_repo(tmp_path / "repo")
+    w = _worker(repo, [], backend="ray")
+    with pytest.raises(ConfigError) as bad:
+        await w.run(max_cycles=1)
+    await w.aclose()
+    assert bad.value.field == "backend"
+    assert "pip install 'autoresearch[ray]'" in str(bad.value)
+    assert not (repo / ".autoresearch" / "runs.jsonl").exists()
+
+
+async def test_the_first_run_kills_the_actors_a_killed_engine_left(
+    ray_cluster: str, tmp_path: Path
+) -> None:
+    import ray
+
+    from autoresearch.ray_executor import NAMESPACE, _RunHost
+
+    executor = RayExecutor(
+        RaySpec(address=ray_cluster, num_gpus=0), record_path=tmp_path / "ray.json"
+    )
+    await executor.prepare()
+    left = ray.remote(_RunHost).options(name="run-left-behind", namespace=NAMESPACE).remote()
+    await anyio.to_thread.run_sync(lambda: ray.get(left.finished.remote()))  # it is up
+    (tmp_path / "ray.json").write_text(json.dumps({"actors": ["run-left-behind"]}))
+    repo = make_repo(tmp_path / "repo", {"x.txt": "x\n"})
+    outcome = await executor.run(
+        RunRequest("echo fine", cwd=repo, log_path=tmp_path / "run.log", timeout_s=60)
+    )
+    assert outcome.exit_code == 0
+    with pytest.raises(ValueError):
+        ray.get_actor("run-left-behind", namespace=NAMESPACE)
+    assert json.loads((tmp_path / "ray.json").read_text())["actors"] == []
