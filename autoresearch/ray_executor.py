@@ -622,7 +622,10 @@ def _tar(root: Path, files: list[str]) -> bytes:
 def _unpack(archive: bytes, where: Path) -> None:
     where.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-        tar.extractall(where, filter="tar")
+        if hasattr(tarfile, "tar_filter"):  # Python 3.11.4 and later
+            tar.extractall(where, filter="tar")
+        else:
+            tar.extractall(where)  # our own archive of the candidate's tracked files
 
 
 def _open_sink(path: Path) -> BinaryIO:
