@@ -458,6 +458,11 @@ class ResearchConfig(CamelModel):
                 "gpus: with backend 'ray' Ray assigns the GPUs of each run; leave gpus out and "
                 "set ray.num_gpus (or gpus_per_slot) instead"
             )
+        if self.backend == "ray" and self.sandbox != "none" and self.ray_spec.shared_path is None:
+            raise ValueError(
+                "sandbox: with backend 'ray' the sandbox needs the repository at the same path "
+                "on every node; set ray.shared_path or set sandbox to none"
+            )
         return self
 
     @property

@@ -387,6 +387,17 @@ class RayExecutor:
             return _Report(**ray.get(result))
         except ray.exceptions.RayActorError as exc:
             raise _NodeLost(_first_line(exc)) from exc
+        except ray.exceptions.RayTaskError as exc:  # the node could not set the run up
+            cause = exc.cause if isinstance(exc.cause, BaseException) else exc
+            return _Report(
+                exit_code=None,
+                timed_out=False,
+                aborted=False,
+                duration_ms=0,
+                elapsed_at_kill_ms=None,
+                peak_rss_gb=None,
+                error=f"the run failed on its Ray node: {_first_line(cause)}",
+            )
 
     def _call(self, method: Any) -> None:
         ray = self._ray

@@ -344,6 +344,10 @@ def test_ray_settings_take_both_spellings_and_refuse_local_gpu_indices(tmp_path:
     with pytest.raises(ConfigError) as bad:
         load_config(base_config(repo, backend="ray", ray={"sharedPath": "relative/dir"}))
     assert "absolute" in str(bad.value)
+    # The sandbox names the repository's path, which only shared storage has on every node.
+    with pytest.raises(ConfigError) as bad:
+        load_config(base_config(repo, backend="ray", sandbox="bwrap"))
+    assert bad.value.field == "sandbox" and "ray.shared_path" in str(bad.value)
 
 
 def _cli(repo: Path, *args: str, pythonpath: str = "") -> subprocess.CompletedProcess[str]:
