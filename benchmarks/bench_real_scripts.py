@@ -54,7 +54,11 @@ from typing import Any
 from _common import PY, git, make_repo, parser, table, temp_dir, verdict, write_results
 
 HERE = Path(__file__).resolve().parent / "real_scripts"
-NAMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "names.txt"
+NAMES = Path(
+    os.environ.get("BENCH_NAMES_TXT")
+    or Path(__file__).resolve().parents[2] / "shared" / "data" / "names.txt"
+)
+"""makemore's names.txt: ../shared/data/names.txt beside the checkout, or $BENCH_NAMES_TXT."""
 REEVAL_SEEDS = (1001, 1002, 1003)
 
 
@@ -181,6 +185,11 @@ def make_data(folder: Path) -> None:
     import numpy as np
     from sklearn.datasets import load_digits
 
+    if not NAMES.is_file():
+        sys.exit(
+            f"this benchmark needs makemore's names.txt, not found at {NAMES}: download it "
+            "(github.com/karpathy/makemore) and set BENCH_NAMES_TXT to its path"
+        )
     shutil.copy(NAMES, folder / "names.txt")
     digits = load_digits()
     order = np.random.default_rng(0).permutation(len(digits.target))

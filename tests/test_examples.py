@@ -153,7 +153,11 @@ def test_higher_is_better_keeps_only_higher_accuracy(tmp_path: Path, env: dict[s
             best = record["metric"]
         elif record["status"] == "discard":
             assert record["metric"] <= best
-    assert "DEGREE = 2" in (repo / "train.py").read_text()
+    kept = [r for r in records if r["status"] == "keep"][-1]  # the files are the best commit's
+    shown = subprocess.run(
+        ["git", "show", f"{kept['commit']}:train.py"], cwd=repo, capture_output=True, text=True
+    )
+    assert (repo / "train.py").read_text() == shown.stdout
 
 
 def test_scheduled_task_saves_then_the_worker_runs_it(

@@ -249,3 +249,35 @@ def test_the_next_hint_quotes_a_path_with_spaces(tmp_path: Path) -> None:
     [hint] = [line for line in out.splitlines() if line.startswith("Next: ")]
     command = hint.removeprefix("Next: ").split("   (or:")[0]
     assert shlex.split(command) == ["autoresearch", "run-once", str(repo)]
+
+
+PARAMS = """\
+import argparse
+LEARNING_RATE = 0.05
+TOKENIZER_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 .,;:!?"
+COMPUTE_BUDGET_IN_MULTIPLY_ADDS = 4 * 10**6
+parser = argparse.ArgumentParser()
+parser.add_argument("--label-smoothing-probability", type=float, default=0.1)
+args = parser.parse_args()
+print(f"val_bpb: {LEARNING_RATE + args.label_smoothing_probability:.6f}")
+"""
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_the_params_listing_fits_and_breaks_no_name(
+    tmp_path: Path, terminal: Callable[[int, int], Terminal], width: int
+) -> None:
+    repo = make_repo(tmp_path / "repo", {"train.py": PARAMS})
+    init(repo)
+    term = terminal(width, 40)
+    term.start(repo, f"{CLI} params")
+    lines = term.wait(lambda s: "[exit " in s, "the command's exit")
+    assert_fits(term, lines)
+    shown = "\n".join(lines)
+    for name in ("LEARNING_RATE", "label_smoothing_probability", "COMPUTE_BUDGET_IN_MULTIPLY_ADDS"):
+        assert name in shown, f"{name} broken or missing:\n{shown}"
+    if width < 120:  # two lines a parameter: the reason indented under it
+        at = next(i for i, line in enumerate(lines) if line.startswith("LEARNING_RATE "))
+        assert lines[at + 1].startswith("    1/10x to 10x")
+    else:
+        assert lines[0].split() == ["name", "where", "style", "value", "range", "why"]

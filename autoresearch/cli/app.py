@@ -352,13 +352,14 @@ def init(
         f"proposer {_proposer_name(config)}.\n"
         f"Next: autoresearch run-once{where}   (or: autoresearch run{where})",
         markup=False,
+        soft_wrap=False,
     )
     for note in notes:
-        _out().print(f"note: {note}", markup=False)
+        _out().print(f"note: {note}", markup=False, soft_wrap=False)
     for space in spaces:
-        _out().print(space_summary(space), markup=False)
+        _out().print(space_summary(space), markup=False, soft_wrap=False)
         for note in space.notes:
-            _out().print(f"note: {note}", markup=False)
+            _out().print(f"note: {note}", markup=False, soft_wrap=False)
 
 
 @app.command()
@@ -417,10 +418,11 @@ def params(
     if as_json:
         typer.echo(space_json(space))
         return
-    _out().print(space_table(space))
-    _out().print(space_summary(space, listed=True), markup=False)
+    console = _out()
+    console.print(space_table(space, console.width), soft_wrap=False)
+    console.print(space_summary(space, listed=True), markup=False, soft_wrap=False)
     for note in space.notes:
-        _out().print(f"note: {note}", markup=False)
+        console.print(f"note: {note}", markup=False, soft_wrap=False)
 
 
 def _proposer_name(config: ResearchConfig) -> str:

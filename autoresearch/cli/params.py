@@ -13,7 +13,10 @@ import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.console import Group, RenderableType
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
 from autoresearch.cli.args import _split
 
@@ -127,23 +130,46 @@ def _range(param: Param) -> str:
     return f"{param.low:g}..{param.high:g}{suffix}"
 
 
-def space_table(space: SearchSpace) -> Table:
-    """The params listing: tuned parameters first, then those left out and why."""
-    table = Table(show_edge=False, pad_edge=False, box=None)
-    for column in ("name", "where", "style", "value", "range", "why"):
-        table.add_column(column, overflow="fold")
+WIDE = 120
+"""From this terminal width on, the listing is one table with a "why" column."""
+
+
+def space_table(space: SearchSpace, width: int = WIDE) -> RenderableType:
+    """The params listing: tuned parameters first, then those left out and why.
+
+    At ``width`` of :data:`WIDE` or more, a table, one row a parameter with the reason in the
+    last column; narrower, two lines a parameter (what and where, then the reason, indented),
+    so no name or value is ever broken and the reason wraps between words.
+    """
     ordered = sorted(space.params, key=lambda p: (not p.tuned, p.path, p.line))
-    for param in ordered:
-        why = param.reason if param.tuned else f"left out: {param.excluded}"
-        table.add_row(
-            param.key,
-            f"{param.path}:{param.line}",
-            param.style,
-            str(param.value),
-            _range(param) if param.tuned else "",
-            why,
-            style=None if param.tuned else "dim",
+    rows = [
+        (
+            [
+                param.key,
+                f"{param.path}:{param.line}",
+                param.style,
+                str(param.value),
+                _range(param) if param.tuned else "",
+            ],
+            param.reason if param.tuned else f"left out: {param.excluded}",
+            None if param.tuned else "dim",
         )
+        for param in ordered
+    ]
+    if width < WIDE:
+        lines: list[RenderableType] = []
+        for cells, why, style in rows:
+            head = "  ".join(cell for cell in cells if cell)
+            lines.append(Text(head, style=style or "bold", no_wrap=True, overflow="ellipsis"))
+            lines.append(Padding(Text(why, style=style or ""), (0, 0, 0, 4)))
+        return Group(*lines)
+    table = Table(show_edge=False, pad_edge=False, box=None)
+    for column in ("name", "where", "style", "value", "range"):  # never broken inside a word
+        limit = 14 if column == "value" else None
+        table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=limit)
+    table.add_column("why", overflow="fold")
+    for cells, why, style in rows:
+        table.add_row(*cells, why, style=style)
     return table
 
 
