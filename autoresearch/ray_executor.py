@@ -282,6 +282,7 @@ class RayExecutor:
         sink = await anyio.to_thread.run_sync(_open_sink, request.log_path)
         await self._remember(name)
         host: Any = None
+        ended = False  # the run reported its end: the actor has nothing left to do
         try:
             with anyio.CancelScope(shield=True):
                 host, result = await anyio.to_thread.run_sync(
@@ -297,16 +298,19 @@ class RayExecutor:
                     ),
                 )
             report = await self._follow(request, host, result, sink)
+            ended = True
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self._stop(request, host, sink)
             raise
         finally:
-            with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(_CLEANUP_MARGIN_S + _KILL_WAIT_S, shield=True):
                 await anyio.to_thread.run_sync(sink.close)
                 if host is not None:
                     await anyio.to_thread.run_sync(self._call, host.close)
-                    await anyio.to_thread.run_sync(_kill_quietly, ray, host, name)
+                    # After a cancellation or a fault, wait until Ray has let the actor go.
+                    gone = None if ended else name
+                    await anyio.to_thread.run_sync(_kill_quietly, ray, host, gone)
                 await self._forget(name)
         size, tail, disk_full, error = await anyio.to_thread.run_sync(
             _read_log, request.log_path, _LOG_TAIL_BYTES
