@@ -54,7 +54,7 @@ import anyio
 import anyio.to_thread
 
 from autoresearch.config import RaySpec
-from autoresearch.errors import ConfigError
+from autoresearch.errors import AutoResearchError, ConfigError
 from autoresearch.executor import RunRequest
 from autoresearch.runner import RunOutcome, _read_log, run_experiment
 
@@ -245,7 +245,7 @@ class RayExecutor:
         if not self._shared(request.cwd):
             try:
                 archive = await _pack(request.cwd)
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, AutoResearchError) as exc:
                 return _failed(f"could not ship the code to the cluster: {exc}")
         started = time.monotonic()
         lost = ""
@@ -476,7 +476,8 @@ class _RunHost:
     """The Ray actor that runs one experiment on its node (async: its calls overlap)."""
 
     def __init__(self) -> None:
-        self._dir = Path(tempfile.mkdtemp(prefix="autoresearch-run-"))
+        # Made when the run starts (with the watchdog that removes it if this process dies).
+        self._dir = Path(tempfile.gettempdir()) / f"autoresearch-run-{uuid.uuid4().hex}"
         self._log = self._dir / "run.log"
         self._abort: anyio.Event | None = None
         self._stopped = False
@@ -500,10 +501,11 @@ class _RunHost:
             self._abort.set()
         watchdog: subprocess.Popen[bytes] | None = None
         try:
+            self._dir.mkdir(mode=0o700)
+            watchdog = _start_watchdog(env[_MARKER_ENV], self._dir)
             where = Path(cwd) if cwd is not None else self._dir / "tree"
             if archive is not None:
                 await anyio.to_thread.run_sync(_unpack, archive, where)
-            watchdog = _start_watchdog(env[_MARKER_ENV], self._dir)
 
             async def on_timeout(elapsed_ms: int) -> None:
                 self._timed_out_ms = elapsed_ms

@@ -226,6 +226,11 @@ def _tree_script(pids: Path) -> str:
     )
 
 
+def _scratch() -> set[str]:
+    """The run directories on the node (this machine): each run's is removed after it."""
+    return {p.name for p in Path(tempfile.gettempdir()).glob("autoresearch-run-*")}
+
+
 def _all_gone(pids: Path) -> bool:
     return not any(psutil.pid_exists(int(pid)) for pid in pids.read_text().split())
 
@@ -241,6 +246,7 @@ async def test_a_timeout_kills_the_whole_remote_tree(ray_cluster: str, tmp_path:
         RaySpec(address=ray_cluster, num_gpus=0), record_path=tmp_path / "ray.json"
     )
     repo = make_repo(tmp_path / "repo", {"x.txt": "x\n"})
+    before = _scratch()
     outcome = await executor.run(
         RunRequest(
             _tree_script(pids),
@@ -256,6 +262,7 @@ async def test_a_timeout_kills_the_whole_remote_tree(ray_cluster: str, tmp_path:
     assert "started" in (tmp_path / "run.log").read_text()  # streamed back to this machine
     assert _all_gone(pids)
     assert json.loads((tmp_path / "ray.json").read_text())["actors"] == []
+    assert _scratch() <= before
 
 
 async def test_cancelling_mid_run_stops_the_remote_run_and_its_actor(
@@ -288,8 +295,34 @@ async def test_cancelling_mid_run_stops_the_remote_run_and_its_actor(
         ray.get_actor(names[0], namespace="autoresearch")
 
 
+async def test_an_abort_stops_the_remote_run_early(ray_cluster: str, tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    log = tmp_path / "run.log"
+    repo = make_repo(tmp_path / "repo", {"x.txt": "x\n"})
+    executor = RayExecutor(RaySpec(address=ray_cluster, num_gpus=0))
+    abort = anyio.Event()
+
+    async def abort_when_started() -> None:
+        with anyio.fail_after(90):
+            while not (log.exists() and "started" in log.read_text()):
+                await anyio.sleep(0.1)
+        abort.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(abort_when_started)
+        outcome = await executor.run(
+            RunRequest(
+                _tree_script(pids), cwd=repo, log_path=log, timeout_s=300, kill_grace_s=1.0,
+                abort=abort,
+            )
+        )  # fmt: skip
+    assert outcome.aborted and not outcome.timed_out and outcome.exit_code is None
+    assert _all_gone(pids)
+
+
 async def test_a_lost_worker_gets_one_retry(ray_cluster: str, tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", {"x.txt": "x\n"})
+    before = _scratch()
     flag = tmp_path / "lost-once"
     # The shell's parent is the actor's process: the first try kills it, the second passes.
     command = f"if [ ! -e {flag} ]; then touch {flag}; kill -9 $PPID; sleep 60; fi; echo done"
@@ -299,6 +332,10 @@ async def test_a_lost_worker_gets_one_retry(ray_cluster: str, tmp_path: Path) ->
     )
     assert outcome.exit_code == 0 and outcome.error is None
     assert (tmp_path / "run.log").read_text() == "done\n"
+    # The lost try's directory is removed by its watchdog, maybe a moment after the retry.
+    with anyio.fail_after(30):
+        while _scratch() - before:
+            await anyio.sleep(0.1)
 
 
 async def test_a_worker_lost_twice_is_one_crash_and_the_loop_goes_on(
