@@ -73,6 +73,7 @@ _POLL_S = 0.25
 _CONNECT_TIMEOUT_S = 5.0  # the TCP probe of the head's address
 _INIT_TIMEOUT_S = 60.0  # ray.init as a whole
 _KILL_WAIT_S = 5.0  # for a killed actor to be gone
+_HOLD = threading.Event()  # never set: what the connecting thread waits on (see _connect_in_time)
 _CLEANUP_MARGIN_S = 10.0  # on top of the kill grace, for the node to stop and report
 _MARKER_ENV = "AUTORESEARCH_RAY_RUN"  # every process of a remote run carries it
 _LOG_TAIL_BYTES = 64 * 1024
@@ -166,7 +167,8 @@ class RayExecutor:
         """:meth:`_connect` with a deadline: Ray can wait for ever on a head it cannot reach.
 
         The connection is made in a daemon thread of its own, so that one that hangs is left
-        behind (it ends with the process) instead of holding the engine.
+        behind (it ends with the process) instead of holding the engine. The thread then
+        stays for the life of the process (see ``connect`` below).
         """
         done = threading.Event()
         failure: list[BaseException] = []
@@ -176,8 +178,13 @@ class RayExecutor:
                 self._connect(ray)
             except BaseException as exc:
                 failure.append(exc)
+                return
             finally:
                 done.set()
+            # A Ray instance started here (no address) has its processes die with the thread
+            # that started them (Linux's parent-death signal is per thread), so the thread
+            # stays; being a daemon, it ends with the process, and so do they.
+            _HOLD.wait()
 
         threading.Thread(target=connect, name="autoresearch-ray-connect", daemon=True).start()
         if not done.wait(_INIT_TIMEOUT_S):

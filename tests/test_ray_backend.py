@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -357,6 +358,63 @@ async def test_a_worker_lost_twice_is_one_crash_and_the_loop_goes_on(
     assert "(node lost: " in str(records[0]["description"])
     assert [r.status for r in results] == ["crash", "keep"]
     assert_invariants(repo)
+
+
+LOCAL_INSTANCE = """\
+import sys
+from pathlib import Path
+
+import anyio
+
+from autoresearch.config import RaySpec
+from autoresearch.executor import RunRequest
+from autoresearch.ray_executor import RayExecutor
+
+
+async def main() -> None:
+    repo, log = Path(sys.argv[1]), Path(sys.argv[2])
+    executor = RayExecutor(RaySpec(num_gpus=0))
+    await executor.prepare()
+    await anyio.sleep(1)  # the Ray instance must outlive the thread that started it
+    outcome = await executor.run(RunRequest("echo hello", cwd=repo, log_path=log, timeout_s=60))
+    print(outcome.exit_code, outcome.error)
+
+
+anyio.run(main)
+"""
+
+
+def test_without_an_address_a_ray_instance_lives_as_long_as_the_engine(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"x.txt": "x\n"})
+    scratch = Path(tempfile.mkdtemp(prefix="ar-ray-"))  # short: Ray's socket paths must fit
+    (tmp_path / "home").mkdir()
+    script = tmp_path / "engine.py"
+    script.write_text(LOCAL_INSTANCE)
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "RAY_TMPDIR": str(scratch)}
+    env.update(RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=str(ROOT))
+    env.pop("RAY_ADDRESS", None)
+    try:
+        done = subprocess.run(
+            [PY, str(script), str(repo), str(tmp_path / "run.log")],
+            env=env, capture_output=True, text=True, timeout=180, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.split() == ["0", "None"]
+        assert (tmp_path / "run.log").read_text() == "hello\n"
+        # The instance goes with the engine's process (its processes get the parent-death
+        # signal; give them a moment to be gone).
+        for _ in range(300):
+            left = [
+                p.pid
+                for p in psutil.process_iter(["cmdline"])
+                if str(scratch) in " ".join(p.info["cmdline"] or [])
+            ]
+            if not left:
+                break
+            time.sleep(0.1)
+        assert left == []
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 # -- without a cluster: settings, the command line, and the one-line errors ---------------------
