@@ -70,6 +70,7 @@ NAMESPACE = "autoresearch"
 """The Ray namespace of the run actors (their names are recorded for orphan cleanup)."""
 
 _POLL_S = 0.25
+_READ_TIMEOUT_S = 30.0  # one fetch of new log bytes from a node
 _CONNECT_TIMEOUT_S = 5.0  # the TCP probe of the head's address
 _INIT_TIMEOUT_S = 60.0  # ray.init as a whole
 _KILL_WAIT_S = 5.0  # for a killed actor to be gone
@@ -262,8 +263,9 @@ class RayExecutor:
             except _NodeLost as exc:
                 lost = str(exc)
                 if attempt == 1:
-                    logger.warning("run in %s lost its Ray worker (%s); trying once more",
-                                   request.cwd, lost)
+                    logger.warning(
+                        "run in %s lost its Ray worker (%s); trying once more", request.cwd, lost
+                    )
         return _failed(f"node lost: {lost}", duration_ms=_ms_since(started))
 
     def _shared(self, cwd: Path) -> bool:
@@ -295,14 +297,14 @@ class RayExecutor:
                 host, result = await anyio.to_thread.run_sync(
                     self._launch,
                     options,
-                    (
-                        request.command,
-                        None if archive is not None else str(request.cwd),
-                        archive,
-                        env,
-                        request.timeout_s,
-                        request.kill_grace_s,
-                    ),
+                    archive,
+                    {
+                        "command": request.command,
+                        "cwd": None if archive is not None else str(request.cwd),
+                        "env": env,
+                        "timeout_s": request.timeout_s,
+                        "kill_grace_s": request.kill_grace_s,
+                    },
                 )
             report = await self._follow(request, host, result, sink)
             ended = True
@@ -335,22 +337,15 @@ class RayExecutor:
             disk_full=disk_full,
         )
 
-    def _launch(self, options: dict[str, Any], args: tuple[Any, ...]) -> tuple[Any, Any]:
+    def _launch(
+        self, options: dict[str, Any], archive: bytes | None, run: dict[str, Any]
+    ) -> tuple[Any, Any]:
+        """Start the actor and its run (the archive goes through the object store)."""
         ray = self._ray
         assert ray is not None
-        command, cwd, archive, *rest = args
         shipped = ray.put(archive) if archive is not None else None
         host = self._host_class.options(**options).remote()
-        timeout_s, kill_grace_s = rest[1], rest[2]
-        run = host.run.remote(
-            command=command,
-            cwd=cwd,
-            archive=shipped,
-            env=rest[0],
-            timeout_s=timeout_s,
-            kill_grace_s=kill_grace_s,
-        )
-        return host, run
+        return host, host.run.remote(archive=shipped, **run)
 
     async def _follow(
         self, request: RunRequest, host: Any, result: Any, sink: BinaryIO
@@ -359,7 +354,7 @@ class RayExecutor:
         offset, stopping, told = 0, False, False
         while True:
             done, chunk, timed_out_ms = await anyio.to_thread.run_sync(
-                self._poll, host, result, offset
+                self._poll, host, result, offset, abandon_on_cancel=True
             )
             if chunk:
                 await anyio.to_thread.run_sync(sink.write, chunk)
@@ -384,7 +379,11 @@ class RayExecutor:
         assert ray is not None
         ready, _ = ray.wait([result], timeout=_POLL_S)
         try:
-            chunk, timed_out_ms = ray.get(host.read.remote(offset, CHUNK_BYTES))
+            chunk, timed_out_ms = ray.get(
+                host.read.remote(offset, CHUNK_BYTES), timeout=_READ_TIMEOUT_S
+            )
+        except ray.exceptions.GetTimeoutError:
+            return False, b"", None  # a slow node: ask again
         except ray.exceptions.RayActorError as exc:
             if ready:  # the run has finished and said how; the result tells
                 return True, b"", None
@@ -429,7 +428,7 @@ class RayExecutor:
             while True:  # until the node says the run is over (or the deadline passes)
                 try:
                     done, chunk, _ = await anyio.to_thread.run_sync(
-                        self._poll, host, finished, offset
+                        self._poll, host, finished, offset, abandon_on_cancel=True
                     )
                 except (_NodeLost, ray.exceptions.RayError):
                     return
