@@ -535,3 +535,54 @@ async def test_the_first_run_kills_the_actors_a_killed_engine_left(
     with pytest.raises(ValueError):
         ray.get_actor("run-left-behind", namespace=NAMESPACE)
     assert json.loads((tmp_path / "ray.json").read_text())["actors"] == []
+
+
+SLEEPER = """\
+import os, pathlib, sys, time
+X = 3.0
+if os.environ["AUTORESEARCH_CYCLE"] == "1":
+    pathlib.Path(PIDFILE).write_text(str(os.getpid()))
+    time.sleep(300)
+print(f"val_bpb: {(X - 1) ** 2 + 1:.6f}")
+"""
+
+
+def test_kill_9_of_the_engine_mid_run_leaves_nothing_on_the_cluster(
+    ray_cluster: str, tmp_path: Path
+) -> None:
+    pidfile = tmp_path / "experiment.pid"
+    script = SLEEPER.replace("PIDFILE", repr(str(pidfile)))
+    repo = make_repo(tmp_path / "repo", {"train.py": script, "program.md": "p\n"})
+    done = _cli(repo, *INIT, "--timeout", "600", "--ray-address", ray_cluster)
+    assert done.returncode == 0, done.stderr
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    engine = subprocess.Popen(
+        [sys.executable, "-m", "autoresearch", "run", "--max-runs", "1", "-q"],
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": path},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not pidfile.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pidfile.exists(), "the experiment never started on the cluster"
+        recorded = json.loads((repo / ".autoresearch" / "ray-runs.json").read_text())
+        assert len(recorded["actors"]) == 1
+    finally:
+        engine.kill()
+        engine.wait()
+    experiment = int(pidfile.read_text())
+    deadline = time.monotonic() + 60
+    while psutil.pid_exists(experiment) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not psutil.pid_exists(experiment)  # the run died with its engine
+    again = _cli(repo, "run", "--max-runs", "1", "-q")
+    assert again.returncode == 0, again.stderr
+    records = runs(repo)
+    assert [r["cycle"] for r in records] == [1, 2]  # the killed cycle recorded once
+    assert records[0]["status"] == "crash" and "interrupted" in str(records[0]["description"])
+    assert records[1]["status"] == "keep"
+    assert json.loads((repo / ".autoresearch" / "ray-runs.json").read_text())["actors"] == []
+    assert_invariants(repo)
