@@ -52,6 +52,7 @@ from typing import Any, BinaryIO
 
 import anyio
 import anyio.to_thread
+import psutil
 
 from autoresearch.config import RaySpec
 from autoresearch.errors import AutoResearchError, ConfigError
@@ -505,10 +506,12 @@ class _RunHost:
         self._finished = anyio.Event()
         if self._stopped:
             self._abort.set()
-        watchdog: subprocess.Popen[bytes] | None = None
+        watchdog: psutil.Process | None = None
         try:
             self._dir.mkdir(mode=0o700)
-            watchdog = _start_watchdog(env[_MARKER_ENV], self._dir)
+            watchdog = await anyio.to_thread.run_sync(
+                _start_watchdog, env[_MARKER_ENV], self._dir
+            )
             where = Path(cwd) if cwd is not None else self._dir / "tree"
             if archive is not None:
                 await anyio.to_thread.run_sync(_unpack, archive, where)
@@ -539,8 +542,8 @@ class _RunHost:
             return asdict(report)
         finally:
             if watchdog is not None:
-                watchdog.kill()
-                await anyio.to_thread.run_sync(watchdog.wait)
+                with contextlib.suppress(psutil.Error):
+                    watchdog.kill()  # psutil checks it is still the same process
             shutil.rmtree(self._dir / "tree", ignore_errors=True)
             self._finished.set()
 
@@ -574,7 +577,13 @@ class _RunHost:
 
 
 _WATCHDOG = """
-import os, shutil, sys, time, psutil
+import os, shutil, sys, time
+child = os.fork()
+if child:  # say who the watchdog is and leave: it is then nobody's child (Ray kills those)
+    print(child, flush=True)
+    os._exit(0)
+os.dup2(os.open(os.devnull, os.O_RDWR), 1)
+import psutil
 parent, name, marker, scratch = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 try:
     born = psutil.Process(parent).create_time()
@@ -598,20 +607,28 @@ shutil.rmtree(scratch, ignore_errors=True)
 """
 
 
-def _start_watchdog(marker: str, scratch: Path) -> subprocess.Popen[bytes]:
+def _start_watchdog(marker: str, scratch: Path) -> psutil.Process | None:
     """A process that kills the run's processes if this actor's process dies first.
 
-    It also removes ``scratch``, the run's directory on the node, once they are gone.
+    It also removes ``scratch``, the run's directory on the node, once they are gone. It
+    detaches (a double fork, its own session), because Ray kills a worker's children when the
+    worker exits, and it must outlive this one. ``None`` if it could not be started.
     """
     env = {k: v for k, v in os.environ.items() if k != _MARKER_ENV}
-    return subprocess.Popen(
-        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), _MARKER_ENV, marker, str(scratch)],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    try:
+        starter = subprocess.Popen(
+            [sys.executable, "-c", _WATCHDOG, str(os.getpid()), _MARKER_ENV, marker, str(scratch)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        out, _ = starter.communicate(timeout=30)
+        return psutil.Process(int(out.split()[0]))
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError, psutil.Error):
+        logger.warning("no watchdog for the run in %s", scratch, exc_info=True)
+        return None
 
 
 # -- helpers -----------------------------------------------------------------------------------

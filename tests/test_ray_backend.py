@@ -553,6 +553,7 @@ def test_kill_9_of_the_engine_mid_run_leaves_nothing_on_the_cluster(
     pidfile = tmp_path / "experiment.pid"
     script = SLEEPER.replace("PIDFILE", repr(str(pidfile)))
     repo = make_repo(tmp_path / "repo", {"train.py": script, "program.md": "p\n"})
+    before = _scratch()
     done = _cli(repo, *INIT, "--timeout", "600", "--ray-address", ray_cluster)
     assert done.returncode == 0, done.stderr
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
@@ -578,6 +579,9 @@ def test_kill_9_of_the_engine_mid_run_leaves_nothing_on_the_cluster(
     while psutil.pid_exists(experiment) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not psutil.pid_exists(experiment)  # the run died with its engine
+    while _scratch() - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _scratch() - before  # and its directory on the node went too
     again = _cli(repo, "run", "--max-runs", "1", "-q")
     assert again.returncode == 0, again.stderr
     records = runs(repo)
