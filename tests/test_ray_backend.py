@@ -232,8 +232,17 @@ def _scratch() -> set[str]:
     return {p.name for p in Path(tempfile.gettempdir()).glob("autoresearch-run-*")}
 
 
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie does not: it waits for whoever adopted it to reap
+    it, and this machine's init may take its time)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def _all_gone(pids: Path) -> bool:
-    return not any(psutil.pid_exists(int(pid)) for pid in pids.read_text().split())
+    return not any(_alive(int(pid)) for pid in pids.read_text().split())
 
 
 async def test_a_timeout_kills_the_whole_remote_tree(ray_cluster: str, tmp_path: Path) -> None:
@@ -576,9 +585,9 @@ def test_kill_9_of_the_engine_mid_run_leaves_nothing_on_the_cluster(
         engine.wait()
     experiment = int(pidfile.read_text())
     deadline = time.monotonic() + 60
-    while psutil.pid_exists(experiment) and time.monotonic() < deadline:
+    while _alive(experiment) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not psutil.pid_exists(experiment)  # the run died with its engine
+    assert not _alive(experiment)  # the run died with its engine
     while _scratch() - before and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _scratch() - before  # and its directory on the node went too
