@@ -211,7 +211,7 @@ class RaySpec(CamelModel):
     else a Ray instance started for this process alone."""
     num_gpus: float | None = Field(default=None, ge=0)
     """GPUs per run; ``None``: ``gpus_per_slot`` (1 unless set). Use 0 on a cluster without
-    GPUs: a run that asks for more than any node has is refused before it starts."""
+    GPUs: a run that asks for more than any node has waits for such a node to join."""
     num_cpus: float = Field(default=1.0, ge=0)
     """CPUs per run (Ray's scheduling unit, not a hard limit)."""
     memory: int | None = Field(default=None, gt=0)

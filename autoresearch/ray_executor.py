@@ -143,8 +143,9 @@ class RayExecutor:
         """Connect to the cluster and check that a run fits on it (writes nothing).
 
         Raises :class:`ConfigError` when Ray is not installed, when the cluster cannot be
-        reached (the message names the address), when no node has what a run asks for, or
-        when ``shared_path`` is set but does not hold the repository.
+        reached (the message names the address), or when ``shared_path`` is set but does not
+        hold the repository. When no node has what a run asks for, a warning says so (an
+        autoscaler may still add one).
         """
         async with self._connect_lock:
             if self._ray is None:
@@ -217,7 +218,7 @@ class RayExecutor:
                 log_to_driver=False,
                 logging_level=logging.ERROR,
             )
-            resources: dict[str, float] = ray.cluster_resources()
+            ray.cluster_resources()  # a first call that needs the cluster to answer
         except Exception as exc:
             with contextlib.suppress(Exception):
                 ray.shutdown()
@@ -226,17 +227,31 @@ class RayExecutor:
                 f"{_first_line(exc)}",
                 field="ray.address",
             ) from exc
+        self._check_fit(ray, shown)
+
+    def _check_fit(self, ray: Any, shown: str) -> None:
+        """Warn when no node has what a run asks for: runs then wait for one to join.
+
+        Not an error: an autoscaling cluster (``ray up`` with no workers yet) adds the nodes
+        when runs ask for them. On a fixed cluster the warning is the hint to ask for less.
+        """
         wanted = {"GPU": self.spec.num_gpus or 0.0, "CPU": self.spec.num_cpus}
         wanted.update(self.spec.resources)
-        for name, amount in wanted.items():
-            have = resources.get(name, 0.0)
-            if amount > have:
-                field = {"GPU": "ray.num_gpus", "CPU": "ray.num_cpus"}.get(name, "ray.resources")
-                raise ConfigError(
-                    f"{field}: a run asks for {amount:g} {name} but the cluster at {shown} "
-                    f"has {have:g} in all; ask for less (0 GPUs on a cluster without GPUs)",
-                    field=field,
-                )
+        wanted = {name: amount for name, amount in wanted.items() if amount > 0}
+        try:
+            nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+        except Exception:  # an older or a client-mode API: nothing to check against
+            return
+        if any(all(node.get(k, 0.0) >= v for k, v in wanted.items()) for node in nodes):
+            return
+        asked = ", ".join(f"{amount:g} {name}" for name, amount in wanted.items())
+        logger.warning(
+            "ray: no node of the cluster at %s has what a run asks for (%s); runs wait until "
+            "one joins (an autoscaler adds it), or ask for less (ray.num_gpus 0 on a cluster "
+            "without GPUs)",
+            shown,
+            asked,
+        )
 
     # -- one run ---------------------------------------------------------------------------
 

@@ -305,6 +305,16 @@ async def test_cancelling_mid_run_stops_the_remote_run_and_its_actor(
         ray.get_actor(names[0], namespace="autoresearch")
 
 
+async def test_a_run_no_node_can_take_is_a_warning_not_an_error(
+    ray_cluster: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    executor = RayExecutor(RaySpec(address=ray_cluster, num_gpus=3))
+    with caplog.at_level("WARNING", logger="autoresearch"):
+        await executor.prepare()  # an autoscaler could still add a node with 3 GPUs
+    [record] = [r for r in caplog.records if "no node of the cluster" in r.getMessage()]
+    assert ray_cluster in record.getMessage() and "3 GPU" in record.getMessage()
+
+
 async def test_an_abort_stops_the_remote_run_early(ray_cluster: str, tmp_path: Path) -> None:
     pids = tmp_path / "pids"
     log = tmp_path / "run.log"
