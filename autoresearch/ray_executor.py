@@ -505,6 +505,7 @@ class _RunHost:
         self._stopped = False
         self._timed_out_ms: int | None = None
         self._finished: anyio.Event | None = None
+        self._watchdog: psutil.Process | None = None
 
     async def run(
         self,
@@ -521,10 +522,9 @@ class _RunHost:
         self._finished = anyio.Event()
         if self._stopped:
             self._abort.set()
-        watchdog: psutil.Process | None = None
         try:
             self._dir.mkdir(mode=0o700)
-            watchdog = await anyio.to_thread.run_sync(
+            self._watchdog = await anyio.to_thread.run_sync(
                 _start_watchdog, env[_MARKER_ENV], self._dir
             )
             where = Path(cwd) if cwd is not None else self._dir / "tree"
@@ -556,9 +556,6 @@ class _RunHost:
             )
             return asdict(report)
         finally:
-            if watchdog is not None:
-                with contextlib.suppress(psutil.Error):
-                    watchdog.kill()  # psutil checks it is still the same process
             shutil.rmtree(self._dir / "tree", ignore_errors=True)
             self._finished.set()
 
@@ -587,7 +584,14 @@ class _RunHost:
             await self._finished.wait()
 
     async def close(self) -> None:
-        """Remove the run's files on this node (its log; the tree went with the run)."""
+        """Remove the run's files on this node (its log; the tree went with the run).
+
+        The watchdog stays until then: if this process is stopped before (its owner died,
+        say), the run's ``finally`` may run but this never does, and the watchdog cleans up.
+        """
+        if self._watchdog is not None:
+            with contextlib.suppress(psutil.Error):
+                self._watchdog.kill()  # psutil checks it is still the same process
         await anyio.to_thread.run_sync(lambda: shutil.rmtree(self._dir, ignore_errors=True))
 
 
@@ -618,7 +622,11 @@ for _ in range(50):
     if not found:
         break
     time.sleep(0.1)
-shutil.rmtree(scratch, ignore_errors=True)
+for _ in range(50):  # the actor, if it is still exiting, may be removing files there too
+    shutil.rmtree(scratch, ignore_errors=True)
+    if not os.path.lexists(scratch):
+        break
+    time.sleep(0.1)
 """
 
 
