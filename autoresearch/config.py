@@ -31,11 +31,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RESERVED_DIRS",
+    "BackendName",
     "Direction",
     "MemorySpec",
     "MetricSpec",
     "ProgressSpec",
     "ProposerKind",
+    "RaySpec",
     "ResearchConfig",
     "SamplerName",
     "default_tag",
@@ -51,6 +53,10 @@ ProposerKind = Literal["local", "llm", "agent", "hybrid"]
 SamplerName = Literal["local", "random", "tpe", "cmaes"]
 """How the offline proposer picks the next configuration: ``local`` (ours, the default),
 ``random``, or Optuna's ``tpe`` and ``cmaes`` (the ``optuna`` extra)."""
+
+BackendName = Literal["local", "ray"]
+"""Where experiments run: ``local`` (this machine) or ``ray`` (a Ray cluster; the ``ray``
+extra). The engine itself (proposing, committing, the ledger, decisions) always stays here."""
 
 RESERVED_DIRS = (".git", ".autoresearch")
 """Top-level directories that are never mutable, whatever the configuration says."""
@@ -185,6 +191,55 @@ class ProgressSpec(CamelModel):
         return _check_pattern(value, groups=2)
 
 
+class RaySpec(CamelModel):
+    """How runs go to a Ray cluster (``backend="ray"``): where it is and what a run asks for.
+
+    Each run is one Ray actor that asks for ``num_gpus``, ``num_cpus``, ``memory`` and
+    ``resources``; Ray places it on a node that has them and sets its ``CUDA_VISIBLE_DEVICES``.
+    The candidate's tracked files are shipped with the run, unless ``shared_path`` says the
+    repository sits on storage every node mounts at the same path (see docs/ray.md).
+    """
+
+    if TYPE_CHECKING:  # the camelCase read, for type checkers
+        numGpus: ClassVar[float | None]
+        numCpus: ClassVar[float]
+        sharedPath: ClassVar[str | None]
+
+    address: str | None = None
+    """The cluster: ``auto`` (one started on this machine with ``ray start``), ``HOST:PORT``
+    of a head node, or ``ray://HOST:10001`` (Ray Client). ``None``: ``RAY_ADDRESS`` if set,
+    else a Ray instance started for this process alone."""
+    num_gpus: float | None = Field(default=None, ge=0)
+    """GPUs per run; ``None``: ``gpus_per_slot`` (1 unless set). Use 0 on a cluster without
+    GPUs: a run that asks for more than any node has waits for such a node to join."""
+    num_cpus: float = Field(default=1.0, ge=0)
+    """CPUs per run (Ray's scheduling unit, not a hard limit)."""
+    memory: int | None = Field(default=None, gt=0)
+    """Memory per run in bytes, for Ray's scheduling (``None``: not asked for)."""
+    resources: dict[str, float] = Field(default_factory=dict)
+    """Custom Ray resources per run, e.g. ``{"accelerator_type:H100": 1}``."""
+    shared_path: str | None = None
+    """An absolute directory every node mounts at the same path. When the repository is
+    inside it, runs use the files in place and nothing is uploaded."""
+
+    @field_validator("shared_path")
+    @classmethod
+    def _check_shared(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.strip() or not PurePosixPath(value).is_absolute():
+            raise ValueError(f"shared_path must be an absolute path, got {value!r}")
+        return str(PurePosixPath(value))
+
+    @field_validator("resources")
+    @classmethod
+    def _check_resources(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, amount in value.items():
+            if not name or amount < 0:
+                raise ValueError(f"resources: {name!r}: {amount} is not a name and an amount >= 0")
+        return value
+
+
 def _check_relative(value: str, field: str) -> str:
     if not value or not value.strip():
         raise ValueError(f"{field} contains an empty path")
@@ -290,6 +345,10 @@ class ResearchConfig(CamelModel):
     """Early abort of runs whose curve falls behind the incumbent's (off by default)."""
     gpu_hour_usd: float | None = Field(default=None, ge=0)
     """The price of one GPU-hour: run time is then costed next to tokens (task budgets)."""
+    backend: BackendName = "local"
+    """Where experiments run (see :data:`BackendName`); ``ray`` also reads ``ray``."""
+    ray: RaySpec | None = None
+    """The Ray settings (``backend="ray"``); ``None``: the defaults of :class:`RaySpec`."""
 
     @field_validator("repo_path", mode="before")
     @classmethod
@@ -391,6 +450,28 @@ class ResearchConfig(CamelModel):
                 "or use fewer slots"
             )
         return self
+
+    @model_validator(mode="after")
+    def _check_backend(self) -> ResearchConfig:
+        if self.backend == "ray" and self.gpus is not None:
+            raise ValueError(
+                "gpus: with backend 'ray' Ray assigns the GPUs of each run; leave gpus out and "
+                "set ray.num_gpus (or gpus_per_slot) instead"
+            )
+        if self.backend == "ray" and self.sandbox != "none" and self.ray_spec.shared_path is None:
+            raise ValueError(
+                "sandbox: with backend 'ray' the sandbox needs the repository at the same path "
+                "on every node; set ray.shared_path or set sandbox to none"
+            )
+        return self
+
+    @property
+    def ray_spec(self) -> RaySpec:
+        """The Ray settings in force: ``ray`` with ``num_gpus`` filled in (see :class:`RaySpec`)."""
+        spec = self.ray or RaySpec()
+        if spec.num_gpus is None:
+            spec = spec.model_copy(update={"num_gpus": float(self.gpus_per_slot)})
+        return spec
 
     def slot_gpus(self, slot: int) -> list[int] | None:
         """The GPUs of ``slot`` (1-based), or None when no GPUs are configured."""

@@ -12,13 +12,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import anyio
 
 from autoresearch.runner import RunOutcome, run_experiment
 
-__all__ = ["Executor", "LocalExecutor", "RunRequest"]
+if TYPE_CHECKING:
+    from autoresearch.config import ResearchConfig
+
+__all__ = ["Executor", "LocalExecutor", "Preparing", "RunRequest", "executor_for"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,8 @@ class RunRequest:
     env: Mapping[str, str] = field(default_factory=dict)
     """Added to the engine's environment."""
     on_start: Callable[[int], Awaitable[None]] | None = None
-    """Awaited with the run's process (group) id once it started."""
+    """Awaited with the run's process (group) id once it started (on this machine: an executor
+    that runs elsewhere, like the Ray one, has no local process to report and never calls it)."""
     on_timeout: Callable[[int], Awaitable[None]] | None = None
     """Awaited with the elapsed milliseconds when the time limit passes, before the kill."""
     abort: anyio.Event | None = None
@@ -53,6 +57,33 @@ class Executor(Protocol):
     async def run(self, request: RunRequest) -> RunOutcome:
         """Run ``request`` to the end and report what happened."""
         ...
+
+
+@runtime_checkable
+class Preparing(Protocol):
+    """An executor with something to do before the first run (connect to a cluster).
+
+    The worker awaits :meth:`prepare` while it prepares, so that a backend that cannot work
+    stops the research before any cycle, with a :class:`~autoresearch.errors.ConfigError`.
+    """
+
+    async def prepare(self) -> None:
+        """Get ready to run; raise ``ConfigError`` saying what is missing if that fails."""
+        ...
+
+
+def executor_for(config: ResearchConfig, state_dir: Path) -> Executor:
+    """The executor ``config.backend`` names; ``state_dir`` is the repository's .autoresearch/.
+
+    Ray is imported only when the ``ray`` backend runs its first experiment.
+    """
+    if config.backend == "ray":
+        from autoresearch.ray_executor import RayExecutor
+
+        return RayExecutor(
+            config.ray_spec, repo_path=config.repo_path, record_path=state_dir / "ray-runs.json"
+        )
+    return LocalExecutor()
 
 
 class LocalExecutor:

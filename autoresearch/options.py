@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         MetricSpec,
         ProgressSpec,
         ProposerKind,
+        RaySpec,
         SamplerName,
     )
     from autoresearch.params import ParamSpec
@@ -38,6 +39,7 @@ __all__ = [
     "MetricOptions",
     "ParamOptions",
     "ProgressOptions",
+    "RayOptions",
     "ResearchOptions",
 ]
 
@@ -67,6 +69,20 @@ class ProgressOptions(TypedDict, total=False):
     min_fraction: float
     minFraction: float
     margin: float
+
+
+class RayOptions(TypedDict, total=False):
+    """``ray={...}``: where the Ray cluster is and what each run asks it for (``RaySpec``)."""
+
+    address: str | None
+    num_gpus: float | None
+    numGpus: float | None
+    num_cpus: float
+    numCpus: float
+    memory: int | None
+    resources: Mapping[str, float]
+    shared_path: str | None
+    sharedPath: str | None
 
 
 class ParamOptions(TypedDict, total=False):
@@ -143,6 +159,8 @@ class ResearchOptions(TypedDict, total=False):
     agentTimeoutMs: int
     sampler: SamplerName
     params: Sequence[ParamSpec | ParamOptions]
+    backend: Literal["local", "ray"]
+    ray: RaySpec | RayOptions | None
 
 
 class ConfigOptions(ResearchOptions, total=False):

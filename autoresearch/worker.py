@@ -59,7 +59,7 @@ from autoresearch.events import (
     event_slot,
     event_source,
 )
-from autoresearch.executor import Executor, LocalExecutor, RunRequest
+from autoresearch.executor import Executor, LocalExecutor, Preparing, RunRequest, executor_for
 from autoresearch.gitrepo import TEMP_SUFFIX, Expect, GitRepo
 from autoresearch.keeper import Keeper, Settled
 from autoresearch.ledger import Ledger, now_iso
@@ -294,8 +294,12 @@ class ResearchWorker:
         self.config = config
         self.emitter = emitter
         self.proposer = proposer
-        self.executor: Executor = executor if executor is not None else LocalExecutor()
         self.workspace = Workspace(config.repo_path)
+        self.executor: Executor = (
+            executor if executor is not None else executor_for(config, self.workspace.dir)
+        )
+        # The validate command checks the change; only experiments go to a cluster.
+        self._checker: Executor = LocalExecutor() if config.backend == "ray" else self.executor
         self._git: GitRepo | None = None
         self._ledger: Ledger | None = None
         self._keeper: Keeper | None = None
@@ -673,6 +677,8 @@ class ResearchWorker:
     async def _prepare(self) -> None:
         found = await check_repository(self.config)
         self.config = found.config  # its tag chosen
+        if isinstance(self.executor, Preparing):  # a cluster that cannot be used stops us here
+            await self.executor.prepare()
         # Nothing has been written up to here; from now on the repository is ours to set up,
         # and no other process may write to it while this worker lives.
         self._lock = await self.workspace.acquire_lock()
@@ -1283,7 +1289,7 @@ class ResearchWorker:
         assert c.applied is not None
         problem = await check_syntax(self._root(c), c.applied.files)
         if problem is None and self.config.validate_command:
-            outcome = await self.executor.run(
+            outcome = await self._checker.run(
                 RunRequest(
                     sandboxed_command(self.config.validate_command, self.config),
                     cwd=self._root(c),

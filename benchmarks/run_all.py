@@ -1,7 +1,7 @@
 """Run every benchmark, one after another, each in its own process; then print a summary.
 
     python benchmarks/run_all.py            # the full set (the search benchmark takes longest)
-    python benchmarks/run_all.py --quick    # small N everywhere: a smoke test of all twelve
+    python benchmarks/run_all.py --quick    # small N everywhere: a smoke test of all thirteen
     python benchmarks/run_all.py --only events startup
 
 Each benchmark prints its own table and writes benchmarks/results/<name>.json; this script reads
@@ -32,6 +32,7 @@ BENCHMARKS = [
     ("abort", "bench_abort.py", "10. early abort"),
     ("llm_calls", "bench_llm_calls.py", "11. LLM proposer calls per cycle"),
     ("real_scripts", "bench_real_scripts.py", "12. offline proposer, real-style scripts"),
+    ("ray", "bench_ray.py", "13. Ray backend vs local"),
 ]
 
 
@@ -123,6 +124,13 @@ def headline(name: str, data: dict) -> str:
         return (
             f"local <= TPE (re-evaluated, {last} runs) on {wins} of {len(data['summary'])} "
             f"scripts; {data['touched']} proposals touched a left-out or no-effect parameter"
+        )
+    if name == "ray":
+        return (
+            f"per experiment {data['ray_overhead_ms']['median']:.0f} ms over the run on Ray vs "
+            f"{data['local_overhead_ms']['median']:.0f} ms locally ({data['ratio_median']:.2f}x "
+            f"wall time at {data['nap_s']:g} s); 2 Ray slots: rate_2/(2 x rate_1) "
+            f"{data['throughput_ratio']:.3f}"
         )
     return ""
 

@@ -18,12 +18,15 @@ from typer.core import TyperCommand
 
 from autoresearch.cli import defer_signals
 from autoresearch.cli.args import (
+    BackendOpt,
     FormatOpt,
     GpusOpt,
     GpusPerSlotOpt,
     JsonOpt,
+    RayAddressOpt,
     RepoArg,
     SlotsOpt,
+    _backend_options,
     _find_repo,
     _key_values,
     _kill_grace_ms,
@@ -230,6 +233,8 @@ def init(
     slots: SlotsOpt = None,
     gpus: GpusOpt = None,
     gpus_per_slot: GpusPerSlotOpt = None,
+    backend: BackendOpt = None,
+    ray_address: RayAddressOpt = None,
     repeats: Annotated[
         int, typer.Option(min=1, max=100, help="Runs per candidate; decisions use the mean.")
     ] = 1,
@@ -290,6 +295,7 @@ def init(
         "sandbox": sandbox.value,
         "sandbox_paths": _split(sandbox_path),
         **_slot_options(slots, gpus, gpus_per_slot),
+        **_backend_options(backend, ray_address),
         "repeats": repeats,
         "baseline_repeats": baseline_repeats,
         "confirm": confirm,
@@ -532,12 +538,20 @@ def run(
     gpus: GpusOpt = None,
     gpus_per_slot: GpusPerSlotOpt = None,
     sampler: SamplerOpt = None,
+    backend: BackendOpt = None,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Run cycles until --max-runs, Ctrl-C or a stop; Ctrl-C restores the best commit.
 
-    --slots, --gpus, --gpus-per-slot and --sampler replace the saved settings (and are saved).
+    --slots, --gpus, --gpus-per-slot, --sampler, --backend and --ray-address replace the saved
+    settings (and are saved).
     """
     overrides = _slot_options(slots, gpus, gpus_per_slot)
+    saved_ray = None
+    if ray_address is not None:
+        _, saved = _load(repo)
+        saved_ray = saved.ray.model_dump() if saved.ray is not None else None
+    overrides.update(_backend_options(backend, ray_address, saved_ray))
     if sampler is not None:
         overrides["sampler"] = sampler.value
     results = _research(

@@ -145,3 +145,45 @@ def _slot_options(
     """The slot settings given on the command line (only those given)."""
     given = {"slots": slots, "gpus": _gpu_list(gpus), "gpus_per_slot": gpus_per_slot}
     return {key: value for key, value in given.items() if value is not None}
+
+
+class Backend(enum.StrEnum):
+    """Where experiments run (``--backend``)."""
+
+    LOCAL = "local"
+    RAY = "ray"
+
+
+BackendOpt = Annotated[
+    Backend | None,
+    typer.Option(
+        help="Where experiments run: local, or ray (a Ray cluster; pip install "
+        "'autoresearch[ray]'). [default: local]",
+        show_default=False,
+    ),
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="The Ray cluster: auto, HOST:PORT or ray://HOST:10001 (implies --backend ray).",
+        show_default=False,
+    ),
+]
+
+
+def _backend_options(
+    backend: Backend | None, ray_address: str | None, saved_ray: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The backend settings given on the command line (only those given).
+
+    ``--ray-address`` changes only the address among the saved Ray settings ``saved_ray``.
+    """
+    options: dict[str, Any] = {}
+    if ray_address is not None:
+        if backend is Backend.LOCAL:
+            _usage_error("--ray-address is for --backend ray; leave out --backend local")
+        backend = Backend.RAY
+        options["ray"] = {**(saved_ray or {}), "address": ray_address}
+    if backend is not None:
+        options["backend"] = backend.value
+    return options
