@@ -235,13 +235,19 @@ class RayExecutor:
         Not an error: an autoscaling cluster (``ray up`` with no workers yet) adds the nodes
         when runs ask for them. On a fixed cluster the warning is the hint to ask for less.
         """
-        wanted = {"GPU": self.spec.num_gpus or 0.0, "CPU": self.spec.num_cpus}
-        wanted.update(self.spec.resources)
-        wanted = {name: amount for name, amount in wanted.items() if amount > 0}
         try:
             nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
         except Exception:  # an older or a client-mode API: nothing to check against
             return
+        local = not (self.spec.address or os.environ.get("RAY_ADDRESS"))
+        if local and self.spec.num_gpus and not any(node.get("GPU", 0.0) for node in nodes):
+            # A Ray instance started here is this machine: it will never have a GPU, so a run
+            # that asked for one would wait for ever. Ask for none.
+            logger.info("ray: this machine has no GPU; runs on the local Ray instance ask for none")
+            self.spec = self.spec.model_copy(update={"num_gpus": 0.0})
+        wanted = {"GPU": self.spec.num_gpus or 0.0, "CPU": self.spec.num_cpus}
+        wanted.update(self.spec.resources)
+        wanted = {name: amount for name, amount in wanted.items() if amount > 0}
         if any(all(node.get(k, 0.0) >= v for k, v in wanted.items()) for node in nodes):
             return
         asked = ", ".join(f"{amount:g} {name}" for name, amount in wanted.items())

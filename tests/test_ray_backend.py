@@ -392,7 +392,9 @@ from autoresearch.ray_executor import RayExecutor
 
 async def main() -> None:
     repo, log = Path(sys.argv[1]), Path(sys.argv[2])
-    executor = RayExecutor(RaySpec(num_gpus=0))
+    # One GPU, as gpus_per_slot asks by default: a local instance without a GPU runs with none
+    # instead of waiting for ever for a GPU this machine will never have.
+    executor = RayExecutor(RaySpec(num_gpus=1))
     await executor.prepare()
     await anyio.sleep(1)  # the Ray instance must outlive the thread that started it
     outcome = await executor.run(RunRequest("echo hello", cwd=repo, log_path=log, timeout_s=60))
