@@ -55,8 +55,12 @@ def check_sandbox(config: ResearchConfig) -> None:
             )
 
 
-def sandboxed_command(command: str, config: ResearchConfig) -> str:
-    """``command`` as the shell should run it under the configured sandbox."""
+def sandboxed_command(command: str, config: ResearchConfig, cwd: Path | None = None) -> str:
+    """``command`` as the shell should run it under the configured sandbox, in ``cwd``.
+
+    ``cwd`` is the checkout the run works in: the repository, or with parallel slots the
+    slot's worktree (inside the repository, so writable too). ``None``: the repository.
+    """
     if config.sandbox == "none":
         return command
     args = [BWRAP, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
@@ -64,6 +68,7 @@ def sandboxed_command(command: str, config: ResearchConfig) -> str:
         resolved = str(path.resolve())
         args += ["--bind", resolved, resolved]
     args += ["--setenv", "TMPDIR", str(sandbox_tmp(config))]
-    args += ["--unshare-net", "--die-with-parent", "--chdir", str(config.repo_path)]
+    where = cwd if cwd is not None else config.repo_path
+    args += ["--unshare-net", "--die-with-parent", "--chdir", str(where)]
     args += ["--", "/bin/sh", "-c", command]
     return shlex.join(args)

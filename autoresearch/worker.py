@@ -1072,7 +1072,7 @@ class ResearchWorker:
                 lower_is_better=config.metric.direction == "lower",
             )
         request = RunRequest(
-            sandboxed_command(config.run_command, config),
+            sandboxed_command(config.run_command, config, self._root(c)),
             cwd=self._root(c),
             log_path=log,
             timeout_s=config.timeout_ms / 1000,
@@ -1291,7 +1291,7 @@ class ResearchWorker:
         if problem is None and self.config.validate_command:
             outcome = await self._checker.run(
                 RunRequest(
-                    sandboxed_command(self.config.validate_command, self.config),
+                    sandboxed_command(self.config.validate_command, self.config, self._root(c)),
                     cwd=self._root(c),
                     log_path=self.workspace.logs_dir / f"{c.number}.validate.log",
                     timeout_s=self.config.timeout_ms / 1000,

@@ -391,3 +391,23 @@ async def test_slots_finishing_together_never_break_run_log(tmp_path: Path) -> N
                 group.start_soon(workspace.publish_log, cycle)
     assert workspace.run_log.read_text() in {f"log {n}\n" for n in range(1, 9)}
     assert not list(workspace.dir.glob(".run.log*.tmp"))
+
+
+async def test_a_sandboxed_run_works_in_its_slots_checkout(two: Path) -> None:
+    """With bwrap, each slot's run still starts in the slot's worktree, never the user's."""
+    from tests.conftest import tool
+
+    tool("bwrap", "bubblewrap", linux_only=True)
+    script = TWO.replace('print(f"data=', 'print(f"cwd={os.getcwd()}")\nprint(f"data=')
+    (two / "train.py").write_text(script)
+    git(two, "commit", "-qam", "print the working directory")
+    w = worker(two, [knob("A", 2.0), knob("B", 2.0)], sandbox="bwrap")
+    results = await w.run(max_cycles=3)
+    await w.aclose()
+    assert all(r.status in ("keep", "discard") for r in results), results
+    logs = two / ".autoresearch" / "logs"
+    worktrees = (two / ".autoresearch" / "worktrees").resolve()
+    for cycle in (2, 3):
+        found = re.search(r"^cwd=(.*)$", (logs / f"{cycle}.log").read_text(), re.M)
+        assert found is not None
+        assert Path(found.group(1)).resolve().parent == worktrees, found.group(1)
