@@ -44,7 +44,8 @@ class HybridProposer:
     ``sampler`` is the offline proposer (any sampler: ours, random, TPE, CMA-ES) and ``model``
     the LLM proposer. The model has a turn after ``patience`` sampler proposals in a row that
     were not kept, after ``code_every`` sampler proposals since its last turn, and whenever
-    the sampler finds nothing to try.
+    the sampler finds nothing to try. ``model.brief`` is set to :meth:`brief`, so give the
+    hybrid an LLM proposer of its own.
     """
 
     name = "hybrid"
