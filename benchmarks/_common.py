@@ -322,3 +322,23 @@ def bare_command_ms(command: str, cwd: Path, log: Path) -> float:
             check=True,
         )
     return (time.perf_counter() - start) * 1000
+
+
+def file_at(repo: Path, commits: list[str], path: str = "train.py") -> dict[str, str]:
+    """``path`` at each commit, read with one ``git cat-file --batch`` call."""
+    unique = list(dict.fromkeys(commits))
+    proc = subprocess.run(
+        ["git", "cat-file", "--batch"],
+        cwd=repo,
+        input="".join(f"{c}:{path}\n" for c in unique).encode(),
+        capture_output=True,
+        check=True,
+        env=git_env(),
+    )
+    out, data, pos = {}, proc.stdout, 0
+    for commit in unique:
+        end = data.index(b"\n", pos)
+        size = int(data[pos:end].split()[2])
+        out[commit] = data[end + 1 : end + 1 + size].decode()
+        pos = end + 1 + size + 1
+    return out

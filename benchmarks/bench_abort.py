@@ -44,13 +44,22 @@ Targets: run time saved >= 30 % at an equal final best, and 0 winners aborted in
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import anyio
-from _common import PY, git_env, make_repo, parser, summary, table, temp_dir, verdict, write_results
+from _common import (
+    PY,
+    file_at,
+    make_repo,
+    parser,
+    summary,
+    table,
+    temp_dir,
+    verdict,
+    write_results,
+)
 
 from autoresearch import Edit, NeuroLink, ScriptedProposer, ScriptedStep
 
@@ -199,26 +208,6 @@ def proposer(kinds: list[tuple[str, float]], curves: Curves) -> ScriptedProposer
         return ScriptedStep(f"[{kind}] candidate {index + 1}", edits)
 
     return ScriptedProposer(step)
-
-
-def file_at(repo: Path, commits: list[str]) -> dict[str, str]:
-    """train.py at each commit (one ``git cat-file --batch`` call)."""
-    unique = list(dict.fromkeys(commits))
-    proc = subprocess.run(
-        ["git", "cat-file", "--batch"],
-        cwd=repo,
-        input="".join(f"{c}:train.py\n" for c in unique).encode(),
-        capture_output=True,
-        check=True,
-        env=git_env(),
-    )
-    out, data, pos = {}, proc.stdout, 0
-    for commit in unique:
-        end = data.index(b"\n", pos)
-        size = int(data[pos:end].split()[2])
-        out[commit] = data[end + 1 : end + 1 + size].decode()
-        pos = end + 1 + size + 1
-    return out
 
 
 # -- one side ------------------------------------------------------------------------------

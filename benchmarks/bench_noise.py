@@ -56,7 +56,6 @@ import os
 import random
 import re
 import statistics
-import subprocess
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -65,7 +64,7 @@ from typing import Any
 
 from _common import (
     PY,
-    git_env,
+    file_at,
     make_repo,
     parser,
     percentile,
@@ -164,27 +163,6 @@ def runs_of(record: Any) -> int:
     if record.status == "invalid":
         return 0
     return len(record.measurements) if record.measurements else 1
-
-
-def file_at(repo: Path, commits: list[str]) -> dict[str, str]:
-    """train.py at each commit (one ``git cat-file --batch`` call)."""
-    unique = list(dict.fromkeys(commits))
-    proc = subprocess.run(
-        ["git", "cat-file", "--batch"],
-        cwd=repo,
-        input="".join(f"{c}:train.py\n" for c in unique).encode(),
-        capture_output=True,
-        check=True,
-        env=git_env(),
-    )
-    out, data, pos = {}, proc.stdout, 0
-    for commit in unique:
-        end = data.index(b"\n", pos)
-        header = data[pos:end].split()
-        size = int(header[2])
-        out[commit] = data[end + 1 : end + 1 + size].decode()
-        pos = end + 1 + size + 1
-    return out
 
 
 # -- one session (runs in a pool process) --------------------------------------------------
