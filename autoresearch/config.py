@@ -507,6 +507,11 @@ class ResearchConfig(CamelModel):
             return "agent"
         return "llm" if self.provider not in (None, "local") else "local"
 
+    @property
+    def tunes_params(self) -> bool:
+        """Whether this configuration's proposer tunes a search space (``local``, ``hybrid``)."""
+        return self.proposer_kind in ("local", "hybrid")
+
     @model_validator(mode="after")
     def _check_overlap(self) -> ResearchConfig:
         for mutable in self.mutable_paths:

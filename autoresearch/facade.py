@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from autoresearch.history import CycleDetail
     from autoresearch.options import ResearchOptions
     from autoresearch.params import SearchSpace
+    from autoresearch.proposers.local import LocalProposer
     from autoresearch.tasks import Task, TaskInfo, TaskManager
 
 __all__ = ["LOCAL_PROVIDER", "NeuroLink", "ResetResult"]
@@ -134,8 +135,7 @@ class NeuroLink:
         ``force`` is true; with ``force`` the configuration is replaced and the results kept.
         """
         worker = self.create_research_worker(config, proposer=proposer, **options)
-        tunes = worker.config.proposer_kind in ("local", "hybrid")
-        if tunes and not isinstance(proposer, Proposer):
+        if worker.config.tunes_params and not isinstance(proposer, Proposer):
             from autoresearch.params import frozen_specs
             from autoresearch.params.load import search_space_of
 
@@ -278,13 +278,8 @@ class NeuroLink:
                 timeout_s=config.agent_timeout_ms / 1000,
                 kill_grace_s=config.kill_grace_ms / 1000,
             )
-        from autoresearch.proposers.local import LocalProposer
-
-        sampler = LocalProposer(
-            seed=config.seed, sampler=config.sampler, direction=config.metric.direction
-        )
         if kind == "local":
-            return sampler
+            return self._sampler_for(config)
         from autoresearch.proposers.llm import LLMProposer
 
         if (config.provider or self.provider or LOCAL_PROVIDER) == LOCAL_PROVIDER:
@@ -297,8 +292,16 @@ class NeuroLink:
         if kind == "hybrid":
             from autoresearch.proposers.hybrid import HybridProposer
 
-            return HybridProposer(sampler, model)
+            return HybridProposer(self._sampler_for(config), model)
         return model
+
+    @staticmethod
+    def _sampler_for(config: ResearchConfig) -> LocalProposer:
+        from autoresearch.proposers.local import LocalProposer
+
+        return LocalProposer(
+            seed=config.seed, sampler=config.sampler, direction=config.metric.direction
+        )
 
     @property
     def tasks(self) -> TaskManager:

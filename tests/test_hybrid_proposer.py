@@ -168,3 +168,18 @@ async def test_the_hybrid_proposer_needs_a_model_provider(tmp_path: Path) -> Non
     )
     assert isinstance(worker.proposer, HybridProposer)
     assert worker.proposer.sampler.sampler.name == "local"
+
+
+async def test_only_the_proposers_that_tune_build_a_sampler(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The llm proposer never uses the sampler, so a sampler it cannot build is no error."""
+    import sys
+
+    repo = await create_quickstart(tmp_path / "qs")
+    monkeypatch.setitem(sys.modules, "optuna", None)  # Optuna not installed
+    neurolink = NeuroLink(provider="openai", api_key="sk-test")
+    worker = neurolink.create_research_worker(config(repo), proposer="llm", sampler="tpe")
+    assert isinstance(worker.proposer, LLMProposer)
+    with pytest.raises(ConfigError, match="sampler: tpe needs Optuna"):
+        neurolink.create_research_worker(config(repo), proposer="hybrid", sampler="tpe")

@@ -338,7 +338,7 @@ def init(
         neurolink.get_event_emitter().on("autoresearch:notice", lambda e: notes.append(e.message))
         worker = await neurolink.init_research(force=force, **options)
         await worker.aclose()
-        if worker.config.proposer_kind in ("local", "hybrid"):
+        if worker.config.tunes_params:
             spaces.append(await neurolink.search_space(worker.config))
         return worker
 
