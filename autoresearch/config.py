@@ -418,6 +418,7 @@ class ResearchConfig(CamelModel):
         if not 0.5 < value < 1:
             raise ValueError(f"must be between 0.5 and 1 (0.95 is usual), got {value:g}")
         return value
+
     @field_validator("params")
     @classmethod
     def _one_spec_per_name(cls, value: list[ParamSpec]) -> list[ParamSpec]:
