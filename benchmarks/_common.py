@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -342,3 +342,12 @@ def file_at(repo: Path, commits: list[str], path: str = "train.py") -> dict[str,
         out[commit] = data[end + 1 : end + 1 + size].decode()
         pos = end + 1 + size + 1
     return out
+
+
+def train_py(knobs: Mapping[str, object]) -> str:
+    """A synthetic ``train.py``: the knobs as module constants, then ``objective.run``."""
+    lines = ['"""Synthetic training run: the knobs below are tuned."""', ""]
+    lines += [f"{name} = {value!r}" for name, value in knobs.items()]
+    lines += ["", 'if __name__ == "__main__":', "    from objective import run", ""]
+    lines += ["    run(globals())", ""]
+    return "\n".join(lines)

@@ -57,6 +57,7 @@ from _common import (
     summary,
     table,
     temp_dir,
+    train_py,
     verdict,
     write_results,
 )
@@ -115,14 +116,6 @@ class Curves:
 
     def smooth_final(self, knobs: dict[str, Any]) -> float:
         return knobs["FLOOR"] + 3.0 / (1.0 + knobs["SPEED"] * self.steps / 8.0)
-
-
-def train_py(knobs: dict[str, Any]) -> str:
-    lines = ['"""Synthetic training run: the knobs below are tuned."""', ""]
-    lines += [f"{name} = {value!r}" for name, value in knobs.items()]
-    lines += ["", 'if __name__ == "__main__":', "    from objective import run", ""]
-    lines += ["    run(globals())", ""]
-    return "\n".join(lines)
 
 
 KNOB_LINE = re.compile(r"^(SPEED|FLOOR|DIVERGE_AT) = (.+)$", re.M)

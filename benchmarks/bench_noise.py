@@ -70,6 +70,7 @@ from _common import (
     percentile,
     table,
     temp_dir,
+    train_py,
     verdict,
     write_results,
 )
@@ -116,14 +117,6 @@ def run(namespace):
 def true_value(knobs: dict[str, float]) -> float:
     """The noise-free value (the same arithmetic as objective.py)."""
     return 1.0 + sum(abs(knobs[name] - best) for name, best in OPTIMUM.items())
-
-
-def train_py(knobs: dict[str, float]) -> str:
-    lines = ['"""Synthetic training run: the knobs below are tuned."""', ""]
-    lines += [f"{name} = {value!r}" for name, value in knobs.items()]
-    lines += ["", 'if __name__ == "__main__":', "    from objective import run", ""]
-    lines += ["    run(globals())", ""]
-    return "\n".join(lines)
 
 
 KNOB_LINE = re.compile(r"^(X\d) = (.+)$", re.M)
